@@ -1,0 +1,68 @@
+"""Training-time augmentation of drawings, as pure functions of (input, numpy Generator).
+
+Each function returns a new array and leaves its input untouched (magenta's `augment_strokes` / `random_scale`,
+without the in-place edits). Formats as in `sketchlab.strokes`: stroke-3 is (N, 3) `[dx, dy, pen_lifted]`;
+an absolute drawing is a list of (n_i, 2) arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .strokes import Drawing
+
+SCALE_RANGE = 0.15  # sketch-rnn's random_scale_factor: x and y each scaled by 1 +- 0.15
+ROTATION_DEGREES = 15.0  # players draw with small tilts; more would turn a "6" into a "9"
+POINT_DROP = 0.10  # sketch-rnn's augment_stroke_prob: chance of dropping an interior point of a straight-ish run
+STROKE_DROP = 0.05  # chance of dropping a whole stroke (never the last one left)
+
+
+def random_scale(stroke3: np.ndarray, rng: np.random.Generator, amount: float = SCALE_RANGE) -> np.ndarray:
+    """Stretch x and y independently by factors in [1 - amount, 1 + amount] (stroke-3 in, stroke-3 out)."""
+    out = np.array(stroke3, dtype=np.float32)
+    out[:, 0] *= rng.uniform(1 - amount, 1 + amount)
+    out[:, 1] *= rng.uniform(1 - amount, 1 + amount)
+    return out
+
+
+def random_rotate(stroke3: np.ndarray, rng: np.random.Generator, degrees: float = ROTATION_DEGREES) -> np.ndarray:
+    """Rotate the offsets by an angle uniform in [-degrees, degrees]."""
+    a = np.deg2rad(rng.uniform(-degrees, degrees))
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=np.float32)
+    out = np.array(stroke3, dtype=np.float32)
+    out[:, :2] = out[:, :2] @ rot.T
+    return out
+
+
+def drop_points(stroke3: np.ndarray, rng: np.random.Generator, prob: float = POINT_DROP) -> np.ndarray:
+    """Drop interior points of strokes with probability `prob`, merging their offset into the next point, so the
+    drawing keeps its shape with fewer points (sketch-rnn's `augment_strokes`). Stroke ends are never dropped."""
+    s = np.asarray(stroke3, dtype=np.float32)
+    if len(s) < 3:
+        return s.copy()
+    lifted = s[:, 2] > 0.5
+    starts = np.concatenate([[True], lifted[:-1]])  # first point of a stroke
+    droppable = ~lifted & ~starts
+    drop = droppable & (rng.random(len(s)) < prob)
+    drop[1:] &= ~drop[:-1]  # never two in a row, so no merged offset grows too long
+    keep = ~drop  # the last row is a pen lift, so always kept
+    target = int(keep.sum()) - np.cumsum(keep[::-1])[::-1]  # index of the kept row at or after each row
+    out = np.zeros((int(keep.sum()), 3), dtype=np.float32)
+    np.add.at(out[:, :2], target, s[:, :2])  # a dropped row's offset moves into the next kept row
+    out[:, 2] = s[keep, 2]
+    return out
+
+
+def drop_strokes(drawing: Drawing, rng: np.random.Generator, prob: float = STROKE_DROP) -> Drawing:
+    """Drop whole strokes of an absolute drawing with probability `prob`, keeping at least one."""
+    if len(drawing) < 2:
+        return [np.array(s) for s in drawing]
+    keep = rng.random(len(drawing)) >= prob
+    if not keep.any():
+        keep[rng.integers(len(drawing))] = True
+    return [np.array(s) for s, k in zip(drawing, keep, strict=True) if k]
+
+
+def augment_stroke3(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The usual chain for stroke-3 training data: drop points, rotate, scale."""
+    return random_scale(random_rotate(drop_points(stroke3, rng), rng), rng)
