@@ -1,0 +1,227 @@
+"""SketchLab web app: draw and see live guesses, watch the generator draw, let it finish your drawing.
+
+    python app.py                              # http://127.0.0.1:7860 (loopback only)
+    python app.py --host 0.0.0.0 --port 8080   # expose it; PORT or GRADIO_SERVER_PORT work too
+
+The only module that imports gradio. It lays out the page and wires each event to one `sketchlab.service.Service`
+call; the canvas is JavaScript in `assets/` (gr.HTML + js_on_load), so the drawing lives in the page.
+API endpoints (gradio_client): `classify`, `generate`, `complete`, `health`; see docs/app.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before importing gradio: no look-ups of outside hosts
+
+import gradio as gr  # noqa: E402
+
+from sketchlab.errors import DrawingError, ModelError  # noqa: E402
+from sketchlab.runtime import MODELS_DIR  # noqa: E402
+from sketchlab.service import (  # noqa: E402
+    MAX_SEED,
+    MAX_VARIATIONS,
+    TEMPERATURE_RANGE,
+    Service,
+    details_html,
+    guesses_html,
+)
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise (--host 0.0.0.0 to expose)
+DEFAULT_PORT = 7860  # Gradio's usual port
+API_CONCURRENCY = 4  # API requests run at once; ONNX Runtime sessions are thread-safe, and there are few cores
+DEFAULT_TEMPERATURE = 0.4  # sketch-rnn samples look clean near 0.2-0.5
+DEFAULT_VARIATIONS = 3
+log = logging.getLogger("sketchlab.app")
+
+
+def _asset(*names: str) -> str:
+    return "\n".join((ASSETS / name).read_text() for name in names)
+
+
+def _page_error(e: Exception) -> gr.Error:
+    return gr.Error(str(e), title="Model unavailable" if isinstance(e, ModelError) else "Cannot use that drawing")
+
+
+def build(service: Service) -> gr.Blocks:
+    """The page and the API, bound to one loaded `service`."""
+
+    # -- page events (private: the API below has clean signatures) --------------------------------------------------
+
+    def on_strokes(evt: gr.EventData) -> tuple[str, str]:
+        data = evt._data if isinstance(evt._data, dict) else {}
+        seq, strokes = data.get("seq", 0), data.get("strokes")
+        if not strokes:
+            return guesses_html(None, seq), details_html(None)
+        try:
+            result = service.classify(strokes)
+        except ModelError as e:  # shown in place of the guesses, not as a pop-up after every stroke
+            return guesses_html(None, seq, message=str(e)), details_html(None)
+        except DrawingError as e:
+            raise _page_error(e) from e
+        return guesses_html(result, seq), details_html(result)
+
+    def on_finish(temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
+        data = evt._data if isinstance(evt._data, dict) else {}
+        try:
+            done = service.complete(data.get("strokes"), temperature, seed)
+        except (DrawingError, ModelError) as e:
+            raise _page_error(e) from e
+        return json.dumps({"op": "finish", **done, "speed": speed, "nonce": time.time_ns()})
+
+    def on_generate(word: str, temperature: float, seed: float, n: float, speed: float) -> str:
+        try:
+            drawings = service.generate(word, temperature, seed, n=int(n or 1))
+        except (DrawingError, ModelError) as e:
+            raise _page_error(e) from e
+        caption = f"“{word}”, temperature {temperature:g}, seed {int(seed or 0)}"
+        return json.dumps(
+            {"word": word, "drawings": drawings, "speed": speed, "caption": caption, "nonce": time.time_ns()}
+        )
+
+    # -- API (gradio_client): errors come back as gradio_client.exceptions.AppError with the message -------------------
+
+    def classify(strokes: str) -> dict:
+        """Strokes as JSON `[[[x, y, t_ms], ...], ...]` -> top-5 of each model: {"fused", "stroke", "cnn"}."""
+        try:
+            result = service.classify(strokes)
+        except (DrawingError, ModelError) as e:
+            raise gr.Error(str(e)) from e
+        result.pop("raster")
+        return result
+
+    def generate(word: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> list:
+        """A category -> one drawing, strokes of [x, y, t_ms] points in the 0..255 frame, in drawing order."""
+        try:
+            return service.generate(word, temperature, seed)[0]
+        except (DrawingError, ModelError) as e:
+            raise gr.Error(str(e)) from e
+
+    def complete(strokes: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> list:
+        """Strokes JSON -> only the new strokes that finish the drawing, in the same coordinates."""
+        try:
+            return service.complete(strokes, temperature, seed)["strokes"]
+        except (DrawingError, ModelError) as e:
+            raise gr.Error(str(e)) from e
+
+    def health() -> dict:
+        """Version, ONNX Runtime provider, which models are loaded, and any problems met at start."""
+        return service.health()
+
+    # -- layout ---------------------------------------------------------------------------------------------------
+
+    info = service.health()
+    loaded = ", ".join(name for name, ok in info["models"].items() if ok) or "none"
+    with gr.Blocks(title="SketchLab") as demo:
+        gr.Markdown(
+            "# SketchLab\nDraw something: the models guess it while you draw. Or pick a category and "
+            "watch a model draw it."
+        )
+        gr.Markdown(
+            f"SketchLab {info['version']} · ONNX Runtime on **{info['provider']}** · models loaded: {loaded}",
+            elem_id="status-line",
+        )
+        if info["problems"]:
+            gr.Markdown(
+                "**Some features are off:**\n\n" + "\n".join(f"- {p}" for p in info["problems"]), elem_id="problems"
+            )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=360):
+                pad = gr.HTML(
+                    value="",
+                    html_template=_asset("sketchpad.html"),
+                    js_on_load=_asset("draw.js", "sketchpad.js"),
+                    elem_id="sketchpad",
+                    apply_default_css=False,
+                )
+            with gr.Column(scale=2, min_width=300):
+                guesses = gr.HTML(guesses_html(None), elem_id="guesses")
+                with gr.Accordion("What each model saw", open=False):
+                    details = gr.HTML(details_html(None), elem_id="model-details")
+        gr.Markdown("## Let the model draw")
+        with gr.Row():
+            categories = service.categories()
+            default_word = (
+                "cat" if any(w == "cat" for _, w in categories) else (categories[0][1] if categories else None)
+            )
+            word = gr.Dropdown(
+                categories,
+                value=default_word,
+                label="Category (type to search)",
+                filterable=True,
+                elem_id="category",
+                scale=2,
+            )
+            temperature = gr.Slider(
+                *TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.01, label="Temperature", elem_id="temperature"
+            )
+            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            n = gr.Slider(1, MAX_VARIATIONS, value=DEFAULT_VARIATIONS, step=1, label="Drawings side by side")
+            speed = gr.Slider(0.25, 4, value=1, step=0.25, label="Drawing speed", elem_id="speed")
+        draw = gr.Button("Draw it", variant="primary", elem_id="draw-it")
+        generated = gr.HTML(
+            value="",
+            html_template=_asset("generated.html"),
+            js_on_load=_asset("draw.js", "generated.js"),
+            elem_id="generated",
+            apply_default_css=False,
+        )
+        gr.Markdown(
+            "Temperature and seed also steer **Finish my drawing**. Models trained on the "
+            "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
+        )
+
+        # The live guesses: one request at a time, the newest drawing next (stale ones dropped), no progress overlay,
+        # no queue round trip (STACK-NOTES: ~31 ms pointer-up to label vs ~51 ms through the queue).
+        pad.strokes_done(
+            on_strokes,
+            None,
+            [guesses, details],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            queue=False,
+            api_visibility="private",
+        )
+        pad.finish(on_finish, [temperature, seed, speed], pad, show_progress="hidden", api_visibility="private")
+        draw.click(on_generate, [word, temperature, seed, n, speed], generated, api_visibility="private")
+
+        gr.api(classify, api_name="classify", concurrency_limit=API_CONCURRENCY)
+        gr.api(generate, api_name="generate", concurrency_limit=API_CONCURRENCY)
+        gr.api(complete, api_name="complete", concurrency_limit=API_CONCURRENCY)
+        gr.api(health, api_name="health", concurrency_limit=API_CONCURRENCY)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    env_port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (0.0.0.0 exposes the app)")
+    parser.add_argument("--port", type=int, default=int(env_port or DEFAULT_PORT), help="port (or $PORT)")
+    parser.add_argument("--models", type=Path, default=MODELS_DIR, help="folder with the .onnx models and manifests")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes, one line each
+
+    start = time.perf_counter()
+    service = Service.load(args.models)
+    demo = build(service)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        css=_asset("app.css"),
+        show_error=True,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    log.info("serving on http://%s:%d (%.2f s after start)", args.host, args.port, time.perf_counter() - start)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

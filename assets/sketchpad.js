@@ -1,0 +1,237 @@
+// The drawing canvas (#sketchpad). Runs as gr.HTML js_on_load, after draw.js: `element`, `trigger`, `props` and
+// `watch` come from Gradio. The drawing lives here, in the page: a failed request never loses it.
+// Events sent to Python: 'strokes_done' {strokes, seq} after every stroke and live while the pen is down;
+// 'finish' {strokes, seq} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
+// {op: "finish", strokes, word, speed, nonce}; the new strokes are animated in another colour, then kept.
+
+const SIZE = 512; // canvas pixels; strokes are recorded in this frame, whatever size the canvas is shown at
+const LIVE_MS = 150; // while the pen is down, send the drawing this often (about 6.7 times a second)
+
+const canvas = element.querySelector('canvas');
+const ctx = canvas.getContext('2d');
+const status = element.querySelector('.sk-status');
+const fileInput = element.querySelector('input[type=file]');
+let strokes = []; // [{pts: [[x, y, t_ms], ...], gen: bool}] finished strokes, oldest first
+let current = null; // the stroke being drawn
+let t0 = 0; // performance.now() at the first point of the drawing
+let seq = 0; // request number, echoed by the server in #guesses[data-seq]
+let dirty = false; // points added since the last live request
+let live = null; // interval id while the pen is down
+let anim = null; // running replay/finish animation
+let overlay = null; // {strokes, counts, color} drawn on top while animating
+
+const round1 = (v) => Math.round(v * 10) / 10;
+
+function point(e) {
+  const r = canvas.getBoundingClientRect();
+  return [round1(((e.clientX - r.left) * SIZE) / r.width), round1(((e.clientY - r.top) * SIZE) / r.height),
+    Math.round(performance.now() - t0)];
+}
+
+function redraw() {
+  skClear(ctx);
+  for (const s of strokes) skStroke(ctx, s.pts, s.gen ? SK_GEN_INK : SK_INK);
+  if (overlay) overlay.strokes.forEach((s, i) => skStroke(ctx, s, overlay.color, overlay.counts[i]));
+  if (current) skStroke(ctx, current.pts, SK_INK);
+  canvas.dataset.strokes = String(strokes.length);
+}
+
+function drawing() {
+  const all = strokes.map((s) => s.pts);
+  if (current && current.pts.length) all.push(current.pts);
+  return all;
+}
+
+function hasExtent(all) {
+  if (!all.length) return false;
+  const [x, y] = all[0][0];
+  return all.some((s) => s.some((q) => q[0] !== x || q[1] !== y));
+}
+
+function send() {
+  const all = drawing();
+  if (all.length && !hasExtent(all)) return; // a single dot: nothing to guess yet
+  seq += 1;
+  trigger('strokes_done', { strokes: all, seq });
+}
+
+function say(text) { status.textContent = text || ''; }
+
+function settle() { if (anim) anim.finish(); } // end any animation now, keeping its strokes
+
+// --- pen ---------------------------------------------------------------------------------------------------------
+
+canvas.addEventListener('pointerdown', (e) => {
+  if (e.pointerType === 'mouse' && e.button !== 0) return;
+  e.preventDefault();
+  settle();
+  canvas.setPointerCapture(e.pointerId);
+  if (!strokes.length) t0 = performance.now();
+  current = { pts: [point(e)], gen: false };
+  dirty = true;
+  live = setInterval(() => { if (dirty && current) { dirty = false; send(); } }, LIVE_MS);
+  redraw();
+});
+
+canvas.addEventListener('pointermove', (e) => {
+  if (!current) return;
+  const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+  for (const ev of events.length ? events : [e]) current.pts.push(point(ev));
+  dirty = true;
+  redraw();
+});
+
+function penUp(e) {
+  if (!current) return;
+  if (e.type === 'pointerup') current.pts.push(point(e));
+  clearInterval(live);
+  live = null;
+  // drop the duplicate point pointerup repeats when the pen did not move since the last pointermove
+  const pts = current.pts;
+  if (pts.length > 1 && pts[pts.length - 1][0] === pts[pts.length - 2][0]
+      && pts[pts.length - 1][1] === pts[pts.length - 2][1]) pts.pop();
+  strokes.push(current);
+  current = null;
+  redraw();
+  send();
+}
+canvas.addEventListener('pointerup', penUp);
+canvas.addEventListener('pointercancel', penUp);
+
+// --- tools -------------------------------------------------------------------------------------------------------
+
+function undo() {
+  if (current) return;
+  if (anim) { anim.cancel(); anim = null; overlay = null; say(''); }
+  else if (strokes.length) strokes.pop();
+  redraw();
+  send();
+}
+
+function clear() {
+  if (anim) { anim.cancel(); anim = null; overlay = null; }
+  strokes = [];
+  current = null;
+  say('');
+  redraw();
+  send();
+}
+
+element.querySelector('.sk-undo').addEventListener('click', undo);
+element.querySelector('.sk-clear').addEventListener('click', clear);
+document.addEventListener('keydown', (e) => {
+  if (!(e.ctrlKey || e.metaKey) || e.shiftKey || e.key.toLowerCase() !== 'z') return;
+  const a = document.activeElement;
+  if (a && (a.tagName === 'INPUT' || a.tagName === 'TEXTAREA' || a.isContentEditable)) return;
+  e.preventDefault();
+  undo();
+});
+
+element.querySelector('.sk-finish').addEventListener('click', () => {
+  settle();
+  if (!hasExtent(drawing())) { say('Draw something first, then I can finish it.'); return; }
+  say('Finishing your drawing…');
+  seq += 1;
+  trigger('finish', { strokes: drawing(), seq });
+});
+
+// Animate strokes on top of the drawing, then keep them (gen: true strokes are drawn in the model's colour).
+function play(newStrokes, color, speed, gen, after) {
+  settle();
+  overlay = { strokes: newStrokes, counts: newStrokes.map(() => 0), color };
+  canvas.dataset.animating = '1';
+  anim = skAnimate(newStrokes, speed, (counts) => { overlay.counts = counts; redraw(); }, () => {
+    overlay = null;
+    anim = null;
+    for (const s of newStrokes) strokes.push({ pts: s, gen });
+    canvas.dataset.animating = '';
+    redraw();
+    send();
+    if (after) after();
+  });
+}
+
+watch('value', () => {
+  let msg;
+  try { msg = JSON.parse(props.value || 'null'); } catch (err) { return; }
+  if (!msg || msg.op !== 'finish') return;
+  if (!msg.strokes || !msg.strokes.length) { say('The model had nothing to add.'); return; }
+  if (!strokes.length) t0 = performance.now();
+  // the model's points keep the user's timeline: shift its times to start now
+  const base = Math.round(performance.now() - t0);
+  const first = msg.strokes[0][0][2] || 0;
+  const shifted = msg.strokes.map((s) => s.map((q) => [q[0], q[1], base + Math.max(0, (q[2] || 0) - first)]));
+  say(msg.word ? `Finished as “${msg.word}”.` : 'Finished.');
+  play(shifted, SK_GEN_INK, msg.speed || 1, true);
+});
+
+// --- export and import (Quick, Draw! raw ndjson: {"word", "drawing": [[x...], [y...], [t...]] per stroke}) ---------
+
+function topWord() {
+  const w = document.querySelector('#guesses .top-word');
+  return w ? w.textContent : '';
+}
+
+element.querySelector('.sk-png').addEventListener('click', () => {
+  settle();
+  skDownload('sketch.png', canvas.toDataURL('image/png'));
+});
+
+element.querySelector('.sk-ndjson').addEventListener('click', () => {
+  settle();
+  const record = {
+    word: topWord(), countrycode: '', timestamp: new Date().toISOString(), recognized: false, key_id: '',
+    drawing: strokes.map((s) => [s.pts.map((q) => Math.round(q[0])), s.pts.map((q) => Math.round(q[1])),
+      s.pts.map((q) => Math.round(q[2]))]),
+  };
+  const blob = new Blob([JSON.stringify(record) + '\n'], { type: 'application/x-ndjson' });
+  const url = URL.createObjectURL(blob);
+  skDownload('sketch.ndjson', url);
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+});
+
+// Parse one ndjson record (raw with times, or simplified without) into canvas strokes fitted to this canvas.
+function fromRecord(text) {
+  const line = text.split('\n').find((l) => l.trim());
+  const rec = JSON.parse(line || '');
+  const d = rec && Array.isArray(rec.drawing) ? rec.drawing : null;
+  if (!d || !d.length) throw new Error('no "drawing" list in the first record');
+  const raw = d.map((s) => {
+    if (!Array.isArray(s) || s.length < 2 || !Array.isArray(s[0]) || s[0].length !== s[1].length) {
+      throw new Error('each stroke must be [[x...], [y...], [t...]]');
+    }
+    return s[0].map((x, i) => [Number(x), Number(s[1][i]), s.length > 2 ? Number(s[2][i]) : NaN]);
+  });
+  const map = skFitMap(raw, SIZE, 24);
+  return { word: rec.word || '', strokes: raw.map((s) => s.map((q) => [...map(q).map(round1), q[2]])) };
+}
+
+function load(text) {
+  let rec;
+  try { rec = fromRecord(text); } catch (err) { say(`Cannot read that file: ${err.message}`); return; }
+  if (anim) { anim.cancel(); anim = null; overlay = null; }
+  strokes = [];
+  t0 = performance.now();
+  redraw();
+  const withTimes = rec.strokes.map((s) => s.map((q) => [q[0], q[1], Number.isFinite(q[2]) ? q[2] : 0]));
+  say(rec.word ? `Replaying a drawing of “${rec.word}”…` : 'Replaying…');
+  play(withTimes, SK_INK, 1, false, () => say(rec.word ? `Replayed a drawing of “${rec.word}”.` : ''));
+}
+
+fileInput.addEventListener('change', () => {
+  const f = fileInput.files && fileInput.files[0];
+  if (!f) return;
+  f.text().then(load);
+  fileInput.value = '';
+});
+
+// A small handle for automation and the benchmark (the page itself never needs it).
+window.sketchlab = Object.assign(window.sketchlab || {}, {
+  strokes: () => drawing(),
+  load,
+  undo,
+  clear,
+  seq: () => seq,
+});
+
+redraw();

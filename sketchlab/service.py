@@ -1,0 +1,353 @@
+"""What the web app asks of the models, without Gradio: parse and check requests, call the models, shape the answers.
+
+`app.py` builds the page and wires each event to one `Service` method; everything here is plain Python so it can be
+tested without a browser or a server. Bad requests raise `DrawingError`; a model that is not loaded raises
+`ModelError`; the app turns both into `gr.Error` (the page) or an error response (the API).
+
+    service = Service.load()                 # once, at start: ONNX sessions, warm-up, problems collected
+    service.classify('[[[10, 10, 0], [90, 90, 120]]]')   # -> {"fused": [{"word", "prob"}, ...], "stroke", "cnn"}
+    service.generate("cat", temperature=0.4, seed=1)     # -> [[[x, y, t_ms], ...], ...] in the 0..255 frame
+    service.complete(strokes, temperature=0.4, seed=1)   # -> {"word": ..., "strokes": only the new strokes}
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import math
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DrawingError, ModelError
+from .runtime import CPU, MODELS_DIR
+from .strokes import validate_canvas
+
+log = logging.getLogger("sketchlab.service")
+
+MAX_PAYLOAD_CHARS = 1_000_000  # JSON text of one drawing: MAX_POINTS points of [x, y, t] need ~500k chars at most
+TOP_K = 5  # guesses shown per model, as in the issue
+TEMPERATURE_RANGE = (0.01, 2.0)  # below: every sample is the mode; above: scribbles
+MAX_SEED = 2**31 - 1  # numpy accepts more, but gradio_client and JS numbers stay exact below this
+MAX_VARIATIONS = 6  # side by side on the page; each costs one ~50 ms sampling loop
+MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are rarely better
+COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invisible
+RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
+QUALITY_KEYS = ("recognized_top5", "recognized_top1", "top5", "top1", "score")  # preferred quality figure, if present
+
+_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def _version() -> str:
+    try:
+        return tomllib.loads(_PYPROJECT.read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+VERSION = _version()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Request checking
+
+
+def parse_strokes(payload: object) -> list:
+    """Canvas strokes as JSON text (the API) or already-parsed lists (page events) -> a list of strokes.
+
+    Accepts `[[[x, y, t_ms], ...], ...]` or `{"strokes": [...]}`. Raises `DrawingError` for text over
+    `MAX_PAYLOAD_CHARS`, malformed JSON, and anything `sketchlab.strokes.validate_canvas` refuses. An empty list is
+    returned as is (the page's empty state); callers that need strokes check for it.
+    """
+    if isinstance(payload, bytes):
+        payload = payload.decode("utf-8", errors="replace")
+    if isinstance(payload, str):
+        if len(payload) > MAX_PAYLOAD_CHARS:
+            raise DrawingError(f"the drawing is {len(payload):,} characters of JSON; at most {MAX_PAYLOAD_CHARS:,}")
+        try:
+            # parse_int=float: a 400-digit integer becomes inf (refused below) instead of an unbounded int
+            payload = json.loads(payload, parse_int=float) if payload.strip() else []
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise DrawingError(f"the drawing is not valid JSON ({type(e).__name__}: {str(e)[:80]})") from e
+    if isinstance(payload, dict):
+        payload = payload.get("strokes")
+    if payload is None:
+        raise DrawingError("no drawing given: send a list of strokes [[[x, y, t_ms], ...], ...]")
+    if isinstance(payload, list) and not payload:
+        return []
+    try:
+        drawing = validate_canvas(payload)
+    except (OverflowError, RecursionError, TypeError) as e:  # huge ints or absurd nesting from a hostile client
+        raise DrawingError(f"the drawing holds values that are not coordinates ({type(e).__name__})") from e
+    return [s.tolist() for s in drawing]
+
+
+def check_temperature(temperature: object) -> float:
+    lo, hi = TEMPERATURE_RANGE
+    try:
+        t = float(temperature)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DrawingError(f"temperature must be a number between {lo} and {hi}, got {temperature!r}") from e
+    if not (math.isfinite(t) and lo <= t <= hi):
+        raise DrawingError(f"temperature must be between {lo} and {hi}, got {temperature!r}")
+    return t
+
+
+def check_seed(seed: object) -> int:
+    if seed is None:
+        return 0
+    try:
+        f = float(seed)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DrawingError(f"seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}") from e
+    if not (math.isfinite(f) and f == int(f) and 0 <= f <= MAX_SEED):
+        raise DrawingError(f"seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}")
+    return int(f)
+
+
+def _plain_strokes(drawing: object) -> list:
+    """A generated drawing (lists or arrays of [x, y(, t)]) -> JSON-ready lists of rounded floats."""
+    out = []
+    for stroke in drawing:  # type: ignore[union-attr]
+        arr = np.round(np.asarray(stroke, dtype=np.float64), COORD_DECIMALS)
+        if arr.ndim == 2 and len(arr):
+            out.append(arr.tolist())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The service
+
+
+@dataclass
+class Service:
+    """The loaded models and the problems met loading them. Either model may be None: the rest keeps working."""
+
+    classifier: Any = None  # sketchlab.classify.Classifier or None
+    generator: Any = None  # sketchlab.generate.Generator or None
+    problems: list[str] = field(default_factory=list)  # human-readable, shown in the page and /health
+    startup_s: float = 0.0  # time to load and warm up the models
+
+    @classmethod
+    def load(cls, models_dir: str | Path = MODELS_DIR, warmup: bool = True) -> Service:
+        """Create every ONNX session once and warm them up, so the first request is as fast as the others."""
+        start = time.perf_counter()
+        problems: list[str] = []
+        classifier = _load_part("classifier", "classify", "Classifier", models_dir, problems)
+        generator = _load_part("generator", "generate", "Generator", models_dir, problems)
+        if classifier is not None:
+            problems.extend(f"classifier: {p}" for p in getattr(classifier, "problems", []) or [])
+        service = cls(classifier, generator, problems)
+        if warmup:
+            service.warmup()
+        service.startup_s = time.perf_counter() - start
+        for problem in problems:
+            log.warning("%s", problem)
+        log.info("models ready in %.2f s on %s", service.startup_s, service.provider)
+        return service
+
+    def warmup(self) -> None:
+        """Run each model once: ONNX Runtime allocates and optimises on the first run, not at session creation."""
+        if self.classifier is not None:
+            try:
+                self.classifier.warmup()
+            except Exception as e:  # noqa: BLE001 - a broken model must not stop the app; record why
+                self.problems.append(f"classifier warm-up failed: {type(e).__name__}: {e}")
+        if self.generator is not None and self.generator.classes:
+            try:
+                self.generator.generate(self.generator.classes[0], temperature=0.5, seed=0, max_len=16)
+            except Exception as e:  # noqa: BLE001
+                self.problems.append(f"generator warm-up failed: {type(e).__name__}: {e}")
+
+    # -- facts ----------------------------------------------------------------------------------------------------
+
+    @property
+    def provider(self) -> str:
+        for model in (self.classifier, self.generator):
+            if model is not None and getattr(model, "provider", None):
+                return model.provider
+        return CPU
+
+    def health(self) -> dict:
+        return {
+            "version": VERSION,
+            "provider": self.provider,
+            "models": {"classifier": self.classifier is not None, "generator": self.generator is not None},
+            "classes": len(self.classifier.classes) if self.classifier is not None else 0,
+            "problems": list(self.problems),
+        }
+
+    def categories(self) -> list[tuple[str, str]]:
+        """(label, word) for the generator's classes, the label carrying its measured quality when known."""
+        if self.generator is None:
+            return []
+        quality = getattr(self.generator, "quality", None) or {}
+        return [(_quality_label(word, quality.get(word)), word) for word in sorted(self.generator.classes)]
+
+    # -- requests -------------------------------------------------------------------------------------------------
+
+    def classify(self, strokes: object, top_k: int = TOP_K) -> dict:
+        """Strokes (JSON text or lists) -> {"fused", "stroke", "cnn": [{"word", "prob"}] or None, "raster"}.
+
+        "raster" is the (28, 28) uint8 array the CNN saw. Raises `DrawingError` for a bad or empty drawing and
+        `ModelError` when no classifier is loaded.
+        """
+        drawing = parse_strokes(strokes)
+        if not drawing:
+            raise DrawingError("the drawing has no strokes")
+        classifier = self._need(self.classifier, "classifier")
+        guesses = classifier.classify(drawing, top_k=top_k)
+        return {
+            "fused": _guess_list(guesses.fused),
+            "stroke": _guess_list(guesses.stroke),
+            "cnn": _guess_list(guesses.cnn),
+            "raster": np.asarray(guesses.raster, dtype=np.uint8),
+        }
+
+    def generate(self, word: str, temperature: float = 0.4, seed: int = 0, n: int = 1) -> list:
+        """A category -> `n` drawings, each [[[x, y, t_ms], ...], ...] in the 0..255 frame, in drawing order."""
+        generator = self._need(self.generator, "generator")
+        word = self._check_word(word)
+        temperature, seed = check_temperature(temperature), check_seed(seed)
+        if not (isinstance(n, int | float) and 1 <= n <= MAX_VARIATIONS and n == int(n)):
+            raise DrawingError(f"the number of drawings must be 1 to {MAX_VARIATIONS}, got {n!r}")
+        if int(n) == 1:
+            drawings = [generator.generate(word, temperature=temperature, seed=seed, max_len=MAX_GENERATED_POINTS)]
+        else:
+            drawings = generator.variations(word, int(n), temperature, seed)
+        return [_plain_strokes(d) for d in drawings]
+
+    def complete(self, strokes: object, temperature: float = 0.4, seed: int = 0, word: str | None = None) -> dict:
+        """The user's strokes -> {"word": the category it was finished as, "strokes": only the new strokes}.
+
+        The new strokes are in the user's canvas coordinates. Without `word`, the classifier's best guess among the
+        generator's classes is used (the generator decides itself when no classifier is loaded).
+        """
+        drawing = parse_strokes(strokes)
+        if not drawing:
+            raise DrawingError("draw something first: there is nothing to finish")
+        generator = self._need(self.generator, "generator")
+        temperature, seed = check_temperature(temperature), check_seed(seed)
+        if word:
+            word = self._check_word(word)
+        elif self.classifier is not None:
+            known = set(generator.classes)
+            guesses = self.classifier.classify(drawing, top_k=len(self.classifier.classes))
+            word = next((g.word for g in guesses.fused if g.word in known), None)
+        new = generator.complete(drawing, temperature=temperature, seed=seed, word=word, max_len=MAX_GENERATED_POINTS)
+        return {"word": word, "strokes": _plain_strokes(new)}
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _need(self, model: Any, name: str) -> Any:
+        if model is None:
+            why = "; ".join(p for p in self.problems if p.startswith(name)) or f"the {name} is not loaded"
+            raise ModelError(f"the {name} is not available: {why}")
+        return model
+
+    def _check_word(self, word: object) -> str:
+        classes = self.generator.classes
+        if not isinstance(word, str) or word not in classes:
+            close = [c for c in classes if isinstance(word, str) and word and word.lower() in c][:5]
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; it knows {len(classes)} categories"
+            raise DrawingError(f"unknown category {str(word)[:60]!r}{hint}")
+        return word
+
+
+def _load_part(name: str, module: str, cls_name: str, models_dir: str | Path, problems: list[str]) -> Any:
+    """Import `sketchlab.<module>` and load `<cls_name>` from `models_dir`; None (and a problem noted) on failure."""
+    try:
+        mod = __import__(f"sketchlab.{module}", fromlist=[cls_name])
+        return getattr(mod, cls_name).load(models_dir)
+    except ImportError as e:
+        problems.append(f"{name}: sketchlab/{module}.py cannot be imported ({e}); the {name} features are off")
+    except ModelError as e:
+        problems.append(f"{name}: {e}")
+    except Exception as e:  # noqa: BLE001 - any other failure: keep serving, say why
+        problems.append(f"{name}: loading failed ({type(e).__name__}: {e}); run `make models` or restore models/")
+    return None
+
+
+def _guess_list(guesses: Any) -> list[dict] | None:
+    if guesses is None:
+        return None
+    return [{"word": g.word, "prob": round(float(g.prob), 4)} for g in guesses]
+
+
+def _quality_label(word: str, quality: Any) -> str:
+    if not isinstance(quality, dict):
+        return word
+    for key in (*QUALITY_KEYS, *quality):
+        value = quality.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            shown = f"{value:.0%}" if 0 <= value <= 1 else f"{value:.3g}"
+            return f"{word} · {key.replace('_', ' ')} {shown}"
+    return word
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Page fragments (HTML the app puts in `#guesses` and the model details)
+
+EMPTY_GUESSES = (
+    '<div class="guesses empty" data-seq="{seq}"><p class="hint">Draw something on the canvas: '
+    "I will guess what it is while you draw.</p></div>"
+)
+
+
+def guesses_html(result: dict | None, seq: int = 0, message: str | None = None) -> str:
+    """The fused top-5 with confidence bars; the empty state without a result; `message` instead when set."""
+    seq = int(seq) if isinstance(seq, int | float) and math.isfinite(seq) else 0
+    if message:
+        return f'<div class="guesses problem" data-seq="{seq}"><p class="hint">{html.escape(message)}</p></div>'
+    if not result:
+        return EMPTY_GUESSES.format(seq=seq)
+    top = result["fused"][0]["word"] if result["fused"] else ""
+    head = f'<p class="lead">I think it is <b class="top-word">{html.escape(top)}</b></p>' if top else ""
+    return f'<div class="guesses" data-seq="{seq}">{head}{_bars(result["fused"])}</div>'
+
+
+def details_html(result: dict | None) -> str:
+    """Each model's own top-5 and the 28x28 raster the CNN saw."""
+    if not result:
+        return '<p class="hint">Each model\'s own guesses appear here once you draw.</p>'
+    cols = []
+    for key, title in (("stroke", "Stroke model (Conv1D + LSTM)"), ("cnn", "Image model (28×28 CNN)")):
+        body = _bars(result[key]) if result.get(key) else '<p class="hint">not loaded</p>'
+        cols.append(f'<div class="model-col"><h4>{title}</h4>{body}</div>')
+    raster = result.get("raster")
+    if raster is not None:
+        cols.append(
+            f'<div class="model-col"><h4>What the CNN saw</h4><img class="raster" alt="28x28 raster" '
+            f'src="{raster_data_uri(raster)}"></div>'
+        )
+    return f'<div class="model-details">{"".join(cols)}</div>'
+
+
+def _bars(guesses: list[dict]) -> str:
+    rows = []
+    for g in guesses:
+        pct = max(0.0, min(100.0, 100.0 * g["prob"]))
+        rows.append(
+            f'<li class="guess"><span class="word">{html.escape(g["word"])}</span>'
+            f'<span class="bar"><span class="fill" style="width:{pct:.1f}%"></span></span>'
+            f'<span class="pct">{pct:.0f}%</span></li>'
+        )
+    return f'<ol class="bars">{"".join(rows)}</ol>'
+
+
+def raster_data_uri(raster: np.ndarray) -> str:
+    """(28, 28) uint8, 0 = background -> a PNG data URI, ink dark on white like the canvas."""
+    from PIL import Image
+
+    img = Image.fromarray(255 - np.asarray(raster, dtype=np.uint8), mode="L")
+    img = img.resize((img.width * RASTER_ZOOM, img.height * RASTER_ZOOM), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
