@@ -1,0 +1,81 @@
+"""app.py through its Gradio API, as `gradio_client` users see it: one app server on 127.0.0.1 for the module."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from _app_server import running_app
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from sketchlab.strokes import MAX_POINTS
+
+CIRCLE = [[[100 + 80 * math.cos(a / 10), 100 + 80 * math.sin(a / 10), 20 * a] for a in range(64)]]
+HOUSE = [
+    [[50, 150, 0], [50, 300, 100], [250, 300, 200], [250, 150, 300], [50, 150, 400]],
+    [[50, 150, 700], [150, 50, 800], [250, 150, 900]],
+    [[130, 300, 1200], [130, 220, 1300], [170, 220, 1400], [170, 300, 1500]],
+]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with running_app(tmp_path_factory.mktemp("app") / "app.log") as url:
+        yield Client(url, verbose=False)
+
+
+def test_api_lists_the_four_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/classify", "/generate", "/complete", "/health"} <= set(endpoints)
+
+
+def test_health_reports_version_provider_and_models(client):
+    health = client.predict(api_name="/health")
+    assert health["version"] and health["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert health["models"] == {"classifier": True, "generator": True}, health["problems"]
+    assert health["classes"] == 345
+
+
+def test_classify_returns_top5_of_each_model(client):
+    result = client.predict(json.dumps(HOUSE), api_name="/classify")
+    assert set(result) == {"fused", "stroke", "cnn"}
+    for guesses in result.values():
+        assert len(guesses) == 5
+        assert all(isinstance(g["word"], str) and 0 <= g["prob"] <= 1 for g in guesses)
+        assert [g["prob"] for g in guesses] == sorted((g["prob"] for g in guesses), reverse=True)
+    again = client.predict(json.dumps(HOUSE), api_name="/classify")
+    assert again == result  # deterministic
+
+
+def test_generate_returns_a_stroke_list_decided_by_the_seed(client):
+    drawing = client.predict("cat", 0.4, 7, api_name="/generate")
+    assert drawing and all(len(p) == 3 for s in drawing for p in s)
+    xs = [p[0] for s in drawing for p in s]
+    assert -64 <= min(xs) and max(xs) <= 320  # about the 0..255 frame
+    assert client.predict("cat", 0.4, 7, api_name="/generate") == drawing
+
+
+def test_complete_returns_new_strokes(client):
+    new = client.predict(json.dumps(CIRCLE), 0.4, 1, api_name="/complete")
+    assert isinstance(new, list)
+    assert all(len(p) == 3 for s in new for p in s)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"),
+    [
+        ("/classify", ("[[[1, 2",), "not valid JSON"),
+        ("/classify", ("[]",), "no strokes"),
+        ("/classify", ('[[["x", 1, 0], [2, 2, 1]]]',), "must be numbers"),
+        ("/classify", (json.dumps([[[i % 50, i // 50, i] for i in range(MAX_POINTS + 1)]]),), "at most"),
+        ("/generate", ("not a category", 0.4, 1), "unknown category"),
+        ("/generate", ("cat", 99, 1), "temperature"),
+        ("/complete", ("[]", 0.4, 1), "nothing to finish"),
+    ],
+)
+def test_bad_requests_get_a_clear_error_and_the_app_keeps_serving(client, endpoint, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(*args, api_name=endpoint)
+    assert client.predict(api_name="/health")["models"]["classifier"]

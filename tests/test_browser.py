@@ -1,0 +1,173 @@
+"""The page in a real browser: Playwright driving Debian's Chromium (headless) against app.py on 127.0.0.1.
+
+Skipped when Chromium is missing, except in CI (CI=true), where that is a failure: CI installs it (`make browser`).
+Waits are for page states (the server's answer number in #guesses, the animation's end), never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import pytest
+from _app_server import running_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [  # STACK-NOTES: headless, no sandbox (containers), nothing that calls outside hosts
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+WAIT_MS = 30_000  # upper bound for any page state; a healthy app gets there in well under a second
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; run `make browser`")
+        pytest.skip("Chromium not installed (`make browser`)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with running_app(tmp_path_factory.mktemp("app") / "app.log") as url, sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b.app_url = url
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.set_default_timeout(WAIT_MS)
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(browser.app_url)
+    page.wait_for_selector("#sketchpad canvas")
+    page.wait_for_function("window.sketchlab && window.sketchlab.strokes")
+    yield page
+    page.close()
+    assert errors == [], f"console errors: {errors}"
+
+
+def _box(page):
+    page.locator("#sketchpad canvas").scroll_into_view_if_needed()
+    return page.locator("#sketchpad canvas").bounding_box()
+
+
+def _stroke(page, points, hold=None):
+    """Draw one stroke with the mouse through `points` (canvas CSS pixels); `hold(page)` runs before pen-up."""
+    box = _box(page)
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+    if hold:
+        hold(page)
+    page.mouse.up()
+
+
+def _seq(page) -> int:
+    return page.evaluate("window.sketchlab.seq()")
+
+
+def _answered(page, seq):
+    page.wait_for_function(f"Number(document.querySelector('#guesses .guesses')?.dataset.seq) >= {seq}")
+
+
+def _bars(page) -> str:
+    return page.inner_text("#guesses")
+
+
+def _ink(page, selector) -> int:
+    """Non-white pixels of a canvas (a cheap fingerprint of what is drawn)."""
+    return page.evaluate(
+        """(sel) => { const c = document.querySelector(sel); const d = c.getContext('2d')
+              .getImageData(0, 0, c.width, c.height).data; let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++; return n; }""",
+        selector,
+    )
+
+
+ROOF = [(60, 200), (200, 60), (340, 200)]
+WALLS = [(80, 200), (80, 380), (320, 380), (320, 200)]
+DOOR = [(180, 380), (180, 300), (230, 300), (230, 380)]
+
+
+def test_drawing_shows_guesses_that_change_with_each_stroke(page):
+    assert "Draw something" in _bars(page)
+    _stroke(page, ROOF)
+    _answered(page, _seq(page))
+    first = _bars(page)
+    assert page.locator("#guesses .guess").count() == 5
+    _stroke(page, WALLS)
+    _stroke(page, DOOR)
+    _answered(page, _seq(page))
+    assert page.locator("#guesses .guess").count() == 5
+    assert _bars(page) != first
+    page.get_by_text("What each model saw").click()
+    page.wait_for_selector("#model-details img.raster", state="visible")
+    assert page.locator("#model-details .guess").count() == 10
+
+
+def test_guesses_update_while_the_pen_is_down(page):
+    def hold(p):  # the live request goes out on a timer while the pen stays down
+        p.wait_for_function("window.sketchlab.seq() >= 1")
+        _answered(p, 1)
+
+    _stroke(page, [(50 + 10 * i, 100 + (i % 5) * 30) for i in range(25)], hold=hold)
+    assert page.evaluate("window.sketchlab.strokes().length") == 1
+
+
+def test_undo_and_clear(page):
+    _stroke(page, ROOF)
+    _stroke(page, WALLS)
+    assert page.evaluate("window.sketchlab.strokes().length") == 2
+    page.keyboard.press("Control+z")
+    assert page.evaluate("window.sketchlab.strokes().length") == 1
+    page.click("#sketchpad .sk-undo")
+    assert page.evaluate("window.sketchlab.strokes().length") == 0
+    _stroke(page, ROOF)
+    assert _ink(page, "#sketchpad canvas") > 0
+    page.click("#sketchpad .sk-clear")
+    assert page.evaluate("window.sketchlab.strokes().length") == 0
+    assert _ink(page, "#sketchpad canvas") == 0
+    _answered(page, _seq(page))
+    assert "Draw something" in _bars(page)
+
+
+def test_generation_draws_over_time(page):
+    page.fill("#speed input[type=number]", "0.25")  # the slowest pace: the two samples are far apart
+    page.press("#speed input[type=number]", "Enter")
+    page.click("#draw-it")
+    page.wait_for_selector("#generated canvas.gen-main")
+    page.wait_for_function("document.querySelector('#generated [data-state]')?.dataset.state === 'drawing'")
+    early = _ink(page, "#generated canvas.gen-main")
+    page.wait_for_function("document.querySelector('#generated [data-state]').dataset.state === 'done'")
+    late = _ink(page, "#generated canvas.gen-main")
+    assert late > early  # sampled at two moments, the drawing grew
+    assert page.locator("#generated canvas").count() >= 2  # variations side by side
+
+
+def test_finish_my_drawing_adds_strokes_in_another_colour(page):
+    _stroke(page, [(200 + 80 * math.cos(a / 5), 200 + 80 * math.sin(a / 5)) for a in range(32)])
+    page.click("#sketchpad .sk-finish")
+    page.wait_for_function(
+        "/Finished|nothing to add/.test(document.querySelector('#sketchpad .sk-status').textContent)"
+    )
+    page.wait_for_function("!document.querySelector('#sketchpad canvas').dataset.animating")
+    assert page.evaluate("window.sketchlab.strokes().length") > 1
+    blue = page.evaluate(
+        """() => { const c = document.querySelector('#sketchpad canvas'); const d = c.getContext('2d')
+              .getImageData(0, 0, c.width, c.height).data; let n = 0;
+              for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 100) n++; return n; }"""
+    )
+    assert blue > 0
