@@ -185,7 +185,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def _read_npy_member(data: bytes) -> np.ndarray:
     buf = io.BytesIO(data)
     version = np.lib.format.read_magic(buf)
-    shape, fortran, dtype = np.lib.format._read_array_header(buf, version)  # noqa: SLF001 (numpy's own reader)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(buf)
     if dtype.hasobject:
         return _NumpyOnlyUnpickler(buf).load()
     count = int(np.prod(shape))
@@ -246,7 +247,9 @@ def read_bin(path: str | Path, word: str | None = None) -> Iterator[Record]:
                 if len(xy) < 2 * n:
                     raise DrawingError(f"{path}: truncated stroke points")
                 strokes.append(xy.reshape(2, n).T.astype(np.int32))
-            yield Record(word, strokes, str(key_id), country.decode("ascii", "replace"), bool(recognized), str(timestamp))
+            yield Record(
+                word, strokes, str(key_id), country.decode("ascii", "replace"), bool(recognized), str(timestamp)
+            )
 
 
 def write_bin(path: str | Path, records: list[Record]) -> None:

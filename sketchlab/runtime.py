@@ -94,7 +94,9 @@ def _cuda_session_works() -> bool:
 
         node = helper.make_node("Identity", ["x"], ["y"])
         graph = helper.make_graph(
-            [node], "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [node],
+            "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -168,7 +170,9 @@ def _check_matches(path: Path, manifest: Manifest, session: ort.InferenceSession
         )
     for name, shape in manifest.inputs.items():
         got = graph_inputs[name]
-        if len(got) != len(shape) or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(got, shape)):
+        if len(got) != len(shape) or any(
+            isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(got, shape, strict=True)
+        ):
             raise ModelError(f"{path}: input {name!r} has shape {got} in the model but {shape} in the manifest")
     for out in session.get_outputs():
         want = manifest.outputs.get(out.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -19,7 +19,7 @@ TEST_BUCKETS = frozenset({0})  # 10% held out for the final figures
 VALID_BUCKETS = frozenset({1})  # 10% for early stopping and fusion weights
 
 
-class Split(str, Enum):
+class Split(StrEnum):
     TRAIN = "train"
     VALID = "valid"
     TEST = "test"

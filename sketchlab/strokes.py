@@ -47,7 +47,7 @@ def _as_point(point: object, where: str) -> tuple[float, float, float]:
         raise DrawingError(f"{where} must have 2 or 3 numbers [x, y, t_ms], got {len(point)}")
     values = []
     for v in point:
-        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        if not isinstance(v, int | float | np.integer | np.floating):  # bool is an int, as in numpy: 0 / 1
             raise DrawingError(f"{where} holds {type(v).__name__} {v!r}; coordinates must be numbers")
         f = float(v)
         if not math.isfinite(f):
@@ -76,12 +76,32 @@ def _as_stroke(stroke: object, i: int) -> np.ndarray:
     return np.array([_as_point(p, f"point {j} of stroke {i}") for j, p in enumerate(stroke)], np.float64)
 
 
+def _as_strokes_fast(strokes: Sequence) -> Drawing | None:
+    """Well-formed input in one numpy conversion: all strokes non-empty lists of [x, y, t] (or all [x, y]) numbers,
+    finite and bounded. Returns None when anything differs, and the careful path finds and names the problem."""
+    try:
+        sizes = [len(s) for s in strokes]
+        if not all(sizes) or sum(sizes) > MAX_POINTS:
+            return None
+        flat = np.asarray([p for s in strokes for p in s])
+    except (TypeError, ValueError):
+        return None
+    if flat.dtype.kind not in "iuf" or flat.ndim != 2 or flat.shape[1] not in (2, 3):
+        return None
+    flat = flat.astype(np.float64)
+    if not (np.all(np.isfinite(flat)) and np.all(np.abs(flat) <= MAX_ABS_COORD)):
+        return None
+    if flat.shape[1] == 2:
+        flat = np.column_stack([flat, np.zeros(len(flat))])
+    return np.split(flat, np.cumsum(sizes)[:-1])
+
+
 def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
     """Check canvas input and return it as a raw drawing: a list of float64 arrays (n_i, 3) `[x, y, t_ms]`.
 
     Raises `DrawingError` for anything but a non-empty list of non-empty strokes of finite, bounded numbers
     within `MAX_STROKES` / `MAX_POINTS`; with `min_extent`, also for a drawing whose points all coincide
-    (it has no size to scale to 0..255).
+    (it has no size to scale to 0..255). Booleans count as the numbers 0 and 1, as they do in Python and numpy.
     """
     if isinstance(strokes, (str, bytes, dict)) or not isinstance(strokes, Sequence | np.ndarray):
         raise DrawingError(f"a drawing must be a list of strokes, got {type(strokes).__name__}")
@@ -89,14 +109,18 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
         raise DrawingError("the drawing has no strokes")
     if len(strokes) > MAX_STROKES:
         raise DrawingError(f"the drawing has {len(strokes)} strokes; at most {MAX_STROKES} are allowed")
-    total = 0
-    out = []
-    for i, stroke in enumerate(strokes):
-        if isinstance(stroke, Sequence | np.ndarray) and not isinstance(stroke, (str, bytes)):
-            total += len(stroke)
-            if total > MAX_POINTS:
-                raise DrawingError(f"the drawing has more than {MAX_POINTS} points; at most {MAX_POINTS} are allowed")
-        out.append(_as_stroke(stroke, i))
+    out = _as_strokes_fast(strokes)
+    if out is None:  # something is off: go stroke by stroke, point by point, to say exactly what
+        total = 0
+        out = []
+        for i, stroke in enumerate(strokes):
+            if isinstance(stroke, Sequence | np.ndarray) and not isinstance(stroke, (str, bytes)):
+                total += len(stroke)
+                if total > MAX_POINTS:
+                    raise DrawingError(
+                        f"the drawing has more than {MAX_POINTS} points; at most {MAX_POINTS} are allowed"
+                    )
+            out.append(_as_stroke(stroke, i))
     if min_extent:
         xy = np.concatenate([s[:, :2] for s in out])
         if np.all(xy.max(axis=0) - xy.min(axis=0) == 0):

@@ -1,0 +1,51 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sketchlab.augment import augment_stroke3, drop_points, drop_strokes, random_rotate, random_scale
+from sketchlab.strokes import from_stroke3, to_stroke3
+
+
+def cat_stroke3(simplified):
+    return to_stroke3(simplified)
+
+
+def test_pure_functions_do_not_mutate(simplified_cat):
+    s3 = to_stroke3(simplified_cat)
+    before = s3.copy()
+    rng = np.random.default_rng(0)
+    for fn in (random_scale, random_rotate, drop_points, augment_stroke3):
+        out = fn(s3, rng)
+        assert out is not s3
+    drop_strokes(simplified_cat, rng)
+    np.testing.assert_array_equal(s3, before)
+
+
+def test_scale_and_rotate_keep_pen_states(simplified_cat):
+    s3 = to_stroke3(simplified_cat)
+    rng = np.random.default_rng(1)
+    for out in (random_scale(s3, rng), random_rotate(s3, rng)):
+        assert out.shape == s3.shape
+        np.testing.assert_array_equal(out[:, 2], s3[:, 2])
+    rot = random_rotate(s3, rng)
+    np.testing.assert_allclose(np.hypot(rot[:, 0], rot[:, 1]), np.hypot(s3[:, 0], s3[:, 1]), rtol=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 30), min_size=1, max_size=6), st.integers(0, 2**32 - 1))
+def test_drop_points_keeps_stroke_ends_and_shape(lengths, seed):
+    rng = np.random.default_rng(seed)
+    drawing = [np.cumsum(rng.integers(-5, 6, (n, 2)), axis=0) for n in lengths]
+    s3 = to_stroke3(drawing)
+    out = drop_points(s3, rng, prob=0.5)
+    assert len(out) <= len(s3) and out[:, 2].sum() == s3[:, 2].sum()  # same strokes
+    back, orig = from_stroke3(out), from_stroke3(s3)
+    for a, b in zip(back, orig, strict=True):
+        np.testing.assert_allclose(a[[0, -1]], b[[0, -1]], atol=1e-4)  # stroke ends stay where they were
+
+
+def test_drop_strokes_keeps_at_least_one(simplified_cat):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        out = drop_strokes(simplified_cat, rng, prob=0.99)
+        assert 1 <= len(out) <= len(simplified_cat)
