@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DrawingError
-from .strokes import Drawing, validate_canvas
+from .strokes import MIN_EXTENT, Drawing, validate_canvas
 
 SIMPLIFIED_SIZE = 255  # the longer side after scaling, as in the official "simplified" files
 RESAMPLE_SPACING = 1.0  # pixels between resampled points
@@ -32,7 +32,7 @@ def align_and_scale(drawing: Drawing, size: float = SIMPLIFIED_SIZE) -> Drawing:
     allxy = np.concatenate(xy)
     lo = allxy.min(axis=0)
     extent = float((allxy.max(axis=0) - lo).max())
-    if not extent > 0:
+    if not extent >= MIN_EXTENT:
         raise DrawingError("the drawing is a single point; draw a line or a shape")
     scale = size / extent
     return [(s - lo) * scale for s in xy]

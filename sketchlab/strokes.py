@@ -30,6 +30,7 @@ from .errors import DrawingError
 MAX_STROKES = 1_000  # more strokes than any real drawing (the official raw data tops out near 60)
 MAX_POINTS = 20_000  # 17x the longest raw drawing in the shared data (1,170 points); bounds work per request
 MAX_ABS_COORD = 1e6  # canvas pixels; beyond this a coordinate is a bug or an attack, not a drawing
+MIN_EXTENT = 1e-3  # canvas pixels; a drawing smaller than this is a single point (scaling it to 255 would overflow)
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)  # Ha & Eck's S0
 PAD_ROW = np.array([0, 0, 0, 0, 1], dtype=np.float32)  # "drawing ended", repeated to the padded length
 
@@ -123,7 +124,7 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
             out.append(_as_stroke(stroke, i))
     if min_extent:
         xy = np.concatenate([s[:, :2] for s in out])
-        if np.all(xy.max(axis=0) - xy.min(axis=0) == 0):
+        if np.all(xy.max(axis=0) - xy.min(axis=0) < MIN_EXTENT):
             raise DrawingError("the drawing is a single point; draw a line or a shape")
     return out
 

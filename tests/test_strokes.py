@@ -119,6 +119,7 @@ BAD_INPUTS = {
     "empty stroke": [[]],
     "single point": [[[5, 5, 0]]],
     "same point twice": [[[5, 5, 0], [5, 5, 10]]],
+    "denormal extent": [[[0, 0, 0], [0, 2.2e-313, 10]]],
     "nan": [[[0, 0, 0], [float("nan"), 1, 2]]],
     "inf": [[[0, 0, 0], [1, float("inf"), 2]]],
     "huge": [[[0, 0, 0], [1e12, 1, 2]]],
