@@ -1,0 +1,213 @@
+"""The generator at serving time: draw a class from scratch, several variations at once, or finish a drawing.
+
+    gen = Generator.load()
+    for x, y, pen in gen.stream("cat", temperature=0.5, seed=1): ...   # points as they are sampled, 0..255 frame
+    strokes = gen.generate("cat")                                       # [[[x, y, t_ms], ...], ...]
+    new = gen.complete(user_strokes)                                     # only the new strokes, in canvas pixels
+
+Two ONNX graphs (`training/export_generator.py`): the encoder (a drawing -> latent z) and one decoder step, sampled
+by `sketchlab.sampler`. Drawing from scratch takes z from the prior N(0, I). Finishing a drawing encodes the user's
+drawing (z = the encoder's mean), feeds its rows through the decoder and samples on; without a `word` it uses the
+model's "unknown class" (trained by replacing 10% of the classes with it), so the continuation follows the drawing
+itself rather than a class chosen for it, and no classifier is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .prepare import from_canvas
+from .runtime import MODELS_DIR, Model, load_onnx
+from .sampler import sample_rows, zero_state
+from .strokes import normalize, to_stroke5, validate_canvas
+
+MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz animation frame
+DEFAULT_MAX_LEN = 250  # sketch-rnn's max_seq_len for Quick, Draw!
+QUALITY_FILE = "generator_quality.json"
+SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
+
+
+class Generator:
+    """Class-conditioned sketch-rnn over ONNX Runtime. `classes` are the words it can draw."""
+
+    def __init__(self, encoder: Model, decoder: Model, quality: dict[str, dict] | None = None):
+        self.encoder = encoder
+        self.decoder = decoder
+        manifest = decoder.manifest
+        self.classes: list[str] = list(manifest.classes)
+        self.quality: dict[str, dict] = quality or {}
+        self.scale = float(manifest.scale_factor)
+        self.z_size = int(manifest.config["z_size"])
+        self.hidden = int(manifest.config["dec_hidden"])
+        self.unknown_class = int(manifest.config["unknown_class"])
+        self._index = {w: i for i, w in enumerate(self.classes)}
+        self._output_names = [o.name for o in decoder.session.get_outputs()]
+
+    @property
+    def provider(self) -> str:
+        return self.decoder.provider
+
+    @classmethod
+    def load(cls, models_dir: str | Path = MODELS_DIR) -> Generator:
+        """Load models/generator_encoder.onnx and generator_decoder.onnx with their manifests (and the per-class
+        quality measured by `training.evaluate_generator`, when present). Raises `ModelError` when a file is
+        missing or corrupt or the two graphs do not belong together."""
+        encoder = load_onnx("generator_encoder", models_dir, threads=1)  # one thread: the steps are tiny
+        decoder = load_onnx("generator_decoder", models_dir, threads=1)
+        e, d = encoder.manifest, decoder.manifest
+        if e.classes != d.classes or e.scale_factor != d.scale_factor:
+            raise ModelError(f"{models_dir}: generator_encoder and generator_decoder come from different exports")
+        return cls(encoder, decoder, _load_quality(Path(models_dir) / QUALITY_FILE))
+
+    # -----------------------------------------------------------------------------------------------------------
+    # Drawing from scratch
+
+    def stream(
+        self, word: str, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+    ) -> Iterator[tuple[float, float, int]]:
+        """Yield absolute points (x, y, pen) of a new drawing of `word` one at a time, as they are sampled, in the
+        0..255 simplified frame. pen 1 = the pen lifts after this point (the stroke ends), 0 = it stays down.
+        Ends when the model ends the drawing or after max_len points. Raises ValueError for an unknown word."""
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((1, self.z_size)).astype(np.float32)  # the prior N(0, I)
+        labels = np.array([self.label(word)], dtype=np.int64)
+        rows = (
+            row[0]
+            for row, _ in sample_rows(
+                self._step, z, labels, zero_state(1, self.hidden), temperature, rng, _check_len(max_len)
+            )
+        )
+        yield from _points(rows, self.scale, np.zeros(2))
+
+    def generate(
+        self, word: str, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+    ) -> list[list[list[float]]]:
+        """A whole drawing of `word` as canvas-style strokes [[x, y, t_ms], ...] in the 0..255 frame."""
+        return _to_strokes(list(self.stream(word, temperature, seed, max_len)), t0=0.0)
+
+    def variations(
+        self, word: str, n: int, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+    ) -> list[list[list[list[float]]]]:
+        """`n` drawings of `word` sampled together (one batched decoder run), each as `generate` returns it."""
+        if not 1 <= int(n) <= 64:
+            raise ValueError(f"n must be 1..64 variations, got {n}")
+        rng = np.random.default_rng(seed)
+        z = rng.standard_normal((int(n), self.z_size)).astype(np.float32)
+        labels = np.full(int(n), self.label(word), dtype=np.int64)
+        rows = [
+            r
+            for r, _ in sample_rows(
+                self._step, z, labels, zero_state(int(n), self.hidden), temperature, rng, _check_len(max_len)
+            )
+        ]
+        out = []
+        for i in range(int(n)):
+            points = list(_points((r[i] for r in rows), self.scale, np.zeros(2)))
+            out.append(_to_strokes(points, t0=0.0))
+        return out
+
+    # -----------------------------------------------------------------------------------------------------------
+    # Finishing a drawing
+
+    def complete(
+        self,
+        strokes: object,
+        temperature: float = 0.5,
+        seed: int = 0,
+        word: str | None = None,
+        max_len: int = DEFAULT_MAX_LEN,
+    ) -> list[list[list[float]]]:
+        """Continue the user's drawing (canvas strokes of any canvas size). Returns ONLY the new strokes, in the
+        user's canvas coordinates, [[x, y, t_ms], ...] each, times continuing after the user's last point.
+        `word` conditions the continuation on a class; None uses the model's "unknown class" (see the module
+        docstring). At most max_len new points. Raises DrawingError on bad input, ValueError for an unknown word."""
+        raw = validate_canvas(strokes)  # DrawingError for anything that is not a drawing
+        prepared = from_canvas(raw)
+        label = self.unknown_class if word is None else self.label(word)
+        user = normalize(prepared.stroke3, self.scale)  # (N, 3) offsets in scale units, simplified frame
+        user5 = to_stroke5(user)  # (N + 1, 5), start token first, the last point marked as a pen lift
+        enc = self.encoder.run(strokes=user5[None, 1:])
+        z = enc["mu"].astype(np.float32)  # (1, Z): the drawing's own latent, not a random one
+        labels = np.array([label], dtype=np.int64)
+        rng = np.random.default_rng(seed)
+        prefix = user5[:, None, :]  # (N + 1, 1, 5): start token, then every user row
+        rows = (
+            row[0]
+            for row, _ in sample_rows(
+                self._step, z, labels, zero_state(1, self.hidden), temperature, rng, _check_len(max_len), prefix=prefix
+            )
+        )
+        start = np.asarray(prepared.stroke3[:, :2], np.float64).sum(axis=0)  # last user point, simplified frame
+        points = list(_points(rows, self.scale, start))
+        # simplified frame -> canvas: undo sketchlab.simplify's alignment to the top-left and scaling to 0..255
+        xy = np.concatenate([s[:, :2] for s in raw])
+        lo = xy.min(axis=0)
+        extent = float((xy.max(axis=0) - lo).max())
+        to_canvas = extent / SIMPLIFIED_SIZE
+        t0 = float(max(s[:, 2].max() for s in raw)) + MS_PER_POINT
+        canvas_points = [(float(lo[0] + x * to_canvas), float(lo[1] + y * to_canvas), pen) for x, y, pen in points]
+        return _to_strokes(canvas_points, t0=t0)
+
+    # -----------------------------------------------------------------------------------------------------------
+
+    def label(self, word: str) -> int:
+        """Class index of `word`. Raises ValueError naming close matches for a word the model does not know."""
+        try:
+            return self._index[word]
+        except KeyError:
+            import difflib
+
+            close = difflib.get_close_matches(str(word), self.classes, n=3)
+            raise ValueError(f"unknown category {word!r}; did you mean {close}? ({len(self.classes)} known)") from None
+
+    def _step(self, prev, z, label, h, c) -> dict[str, np.ndarray]:
+        outputs = self.decoder.session.run(self._output_names, {"prev": prev, "z": z, "label": label, "h": h, "c": c})
+        return dict(zip(self._output_names, outputs, strict=True))
+
+
+def _check_len(max_len: int) -> int:
+    if not 1 <= int(max_len) <= 10_000:
+        raise ValueError(f"max_len must be 1..10000 points, got {max_len}")
+    return int(max_len)
+
+
+def _points(rows: Iterator[np.ndarray], scale: float, start: np.ndarray) -> Iterator[tuple[float, float, int]]:
+    """stroke-5 rows (normalised) -> absolute points (x, y, pen_lifted), one row behind, so that the last point of
+    the drawing can be marked as a pen lift before it is yielded (the model ends with p3 after it)."""
+    pos = np.array(start, dtype=np.float64)
+    held = None
+    for row in rows:
+        if row[4] > 0.5:  # p3: the drawing ended; this row carries no point
+            break
+        pos = pos + row[:2].astype(np.float64) * scale
+        if held is not None:
+            yield held
+        held = (float(pos[0]), float(pos[1]), int(row[3] > 0.5))
+    if held is not None:
+        yield (held[0], held[1], 1)
+
+
+def _to_strokes(points: list[tuple[float, float, int]], t0: float) -> list[list[list[float]]]:
+    """(x, y, pen_lifted) points -> strokes [[x, y, t_ms], ...], t = t0 + point index * MS_PER_POINT."""
+    strokes, current = [], []
+    for i, (x, y, pen) in enumerate(points):
+        current.append([x, y, t0 + i * MS_PER_POINT])
+        if pen:
+            strokes.append(current)
+            current = []
+    if current:
+        strokes.append(current)
+    return strokes
+
+
+def _load_quality(path: Path) -> dict[str, dict]:
+    """Per-class recognisability from models/generator_quality.json ({} when absent or unreadable)."""
+    try:
+        return dict(json.loads(path.read_text()).get("per_class", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}

@@ -1,0 +1,154 @@
+"""sketchlab.generate.Generator on a tiny untrained model exported to ONNX, plus the shipped model when present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchlab.errors import DrawingError, ModelError
+from sketchlab.generate import MS_PER_POINT, Generator
+from sketchlab.runtime import MODELS_DIR
+from training.generator_model import GeneratorConfig, SketchRNN
+from training.train_generator import TrainConfig, save_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSES = ["cat", "eye", "cake"]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> Path:
+    """A tiny random generator, saved as a training checkpoint and exported with training.export_generator."""
+    tmp = tmp_path_factory.mktemp("gen")
+    torch.manual_seed(0)
+    mcfg = GeneratorConfig(n_classes=len(CLASSES), enc_hidden=8, dec_hidden=16, z_size=4, class_embed=4, n_mixtures=3)
+    model = SketchRNN(mcfg)
+    with torch.no_grad():  # make the untrained model draw a few points before it ends: lower the p3 logit
+        model.decoder.head.bias[-1] = -3.0
+    optimizer = torch.optim.AdamW(model.parameters())
+    meta = {
+        "classes": CLASSES,
+        "scale_factor": 20.0,
+        "step": 0,
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "history": [],
+        "train_minutes": 0.0,
+        "git_commit": None,
+        "preprocessing_version": "test",
+        "data": {},
+    }
+    from dataclasses import asdict
+
+    save_checkpoint(tmp / "tiny.pt", model, optimizer, TrainConfig(), asdict(mcfg), meta)
+    models = tmp / "models"
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.export_generator",
+        "--checkpoint",
+        str(tmp / "tiny.pt"),
+        "--models-dir",
+        str(models),
+    ]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
+    return models
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_models) -> Generator:
+    return Generator.load(tiny_models)
+
+
+def test_load_reads_classes_and_manifests(gen, tiny_models):
+    assert gen.classes == CLASSES and gen.provider == "CPUExecutionProvider" and gen.quality == {}
+    manifest = json.loads((tiny_models / "generator_decoder.json").read_text())
+    assert manifest["scale_factor"] == 20.0 and manifest["config"]["unknown_class"] == 3
+    assert manifest["metrics"]["parity_max_abs_diff"] < 1e-4
+
+
+def test_load_raises_model_error_for_missing_or_corrupt_files(tiny_models, tmp_path):
+    with pytest.raises(ModelError):
+        Generator.load(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_models, broken)
+    (broken / "generator_decoder.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError):
+        Generator.load(broken)
+
+
+def test_quality_file_is_read(tiny_models, tmp_path):
+    models = tmp_path / "q"
+    shutil.copytree(tiny_models, models)
+    (models / "generator_quality.json").write_text(json.dumps({"per_class": {"cat": {"top1": 0.9}}}))
+    assert Generator.load(models).quality == {"cat": {"top1": 0.9}}
+
+
+def test_stream_yields_points_and_ends_with_a_pen_lift(gen):
+    points = list(gen.stream("cat", temperature=0.5, seed=1, max_len=40))
+    assert 1 <= len(points) <= 40
+    assert all(isinstance(x, float) and isinstance(y, float) and pen in (0, 1) for x, y, pen in points)
+    assert points[-1][2] == 1
+
+
+def test_generate_is_reproducible_and_canvas_shaped(gen):
+    a = gen.generate("eye", temperature=0.5, seed=3, max_len=30)
+    assert a == gen.generate("eye", temperature=0.5, seed=3, max_len=30)
+    assert a != gen.generate("eye", temperature=0.5, seed=4, max_len=30)
+    times = [p[2] for s in a for p in s]
+    assert times == [i * MS_PER_POINT for i in range(len(times))]
+    assert all(len(p) == 3 for s in a for p in s)
+
+
+def test_stream_matches_generate(gen):
+    points = list(gen.stream("cake", seed=9, max_len=30))
+    flat = [p[:2] for s in gen.generate("cake", seed=9, max_len=30) for p in s]
+    assert [list(p[:2]) for p in points] == flat
+
+
+def test_variations_are_batched_distinct_and_reproducible(gen):
+    v = gen.variations("cat", 4, temperature=0.8, seed=2)
+    assert len(v) == 4 and v == gen.variations("cat", 4, temperature=0.8, seed=2)
+    assert len({json.dumps(d) for d in v}) > 1
+    with pytest.raises(ValueError):
+        gen.variations("cat", 0)
+
+
+def test_unknown_word_is_a_value_error_with_suggestions(gen):
+    with pytest.raises(ValueError, match="did you mean"):
+        gen.generate("kat")
+
+
+def test_complete_returns_only_new_strokes_in_canvas_coordinates(gen):
+    user = [[[1000, 500, 0], [1400, 520, 100], [1300, 900, 200]], [[1100, 600, 300], [1150, 700, 400]]]
+    new = gen.complete(user, temperature=0.5, seed=1, max_len=30)
+    assert new == gen.complete(user, temperature=0.5, seed=1, max_len=30)
+    assert new, "the tiny model should add some points"
+    pts = np.array([p for s in new for p in s])
+    assert pts.shape[1] == 3 and pts[0, 2] > 400  # times continue after the user's
+    # offsets are in canvas pixels: 400 px of canvas span 255 simplified units, so points stay near the drawing
+    assert np.all(np.abs(pts[:, :2] - [1200, 700]) < 400 * 20)
+
+
+def test_complete_rejects_bad_input(gen):
+    for bad in ([], "cat", [[[1, 1, 0]]], [[["a", 2, 0]]]):
+        with pytest.raises(DrawingError):
+            gen.complete(bad)
+
+
+@pytest.mark.skipif(not (MODELS_DIR / "generator_decoder.onnx").exists(), reason="no shipped generator yet")
+def test_shipped_generator_draws_every_class_quickly():
+    import time
+
+    gen = Generator.load()
+    assert len(gen.classes) >= 22
+    t0 = time.perf_counter()
+    drawing = gen.generate(gen.classes[0], temperature=0.5, seed=0)
+    assert time.perf_counter() - t0 < 1.0 and drawing
+    assert drawing == gen.generate(gen.classes[0], temperature=0.5, seed=0)

@@ -1,0 +1,131 @@
+"""sketchlab.sampler: the named sampling parts and the batched loop, with a numpy stand-in for the decoder step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sketchlab import sampler
+from sketchlab.sampler import (
+    Mixture,
+    adjust_temperature,
+    choose_component,
+    draw_gaussian,
+    draw_pen,
+    feed,
+    sample_row,
+    sample_rows,
+    zero_state,
+)
+
+M, H, Z = 3, 4, 2
+
+
+def _outputs(b: int = 1, pen_logits=(2.0, 0.0, -1.0)) -> dict[str, np.ndarray]:
+    return {
+        "log_pi": np.log(np.tile([0.7, 0.2, 0.1], (b, 1))).astype(np.float32),
+        "mu": np.tile(np.array([[1.0, 2.0], [-1.0, 0.0], [0.0, -3.0]]), (b, 1, 1)).astype(np.float32),
+        "log_sigma": np.full((b, M, 2), np.log(0.5), np.float32),
+        "rho": np.tile([0.5, 0.0, -0.5], (b, 1)).astype(np.float32),
+        "pen_logits": np.tile(pen_logits, (b, 1)).astype(np.float32),
+    }
+
+
+class FakeStep:
+    """A decoder step in numpy: counts its calls; ends the drawing (p3) after `end_after` steps of each row."""
+
+    def __init__(self, end_after: int = 5):
+        self.end_after = end_after
+        self.calls = 0
+
+    def __call__(self, prev, z, label, h, c):
+        self.calls += 1
+        b = prev.shape[0]
+        out = _outputs(b)
+        done = h[:, 0] + 1 >= self.end_after  # h[:, 0] counts steps
+        out["pen_logits"] = np.where(done[:, None], [-50.0, -50.0, 50.0], [50.0, -50.0, -50.0]).astype(np.float32)
+        out["h_out"] = h + 1
+        out["c_out"] = c
+        return out
+
+
+def test_temperature_sharpens_weights_and_narrows_gaussians():
+    out = _outputs()
+    cold, warm = adjust_temperature(out, 0.1), adjust_temperature(out, 1.0)
+    np.testing.assert_allclose(warm.pi[0], [0.7, 0.2, 0.1], rtol=1e-6)
+    assert cold.pi[0, 0] > 0.99 and cold.pen[0, 0] > warm.pen[0, 0]
+    np.testing.assert_allclose(cold.sigma, warm.sigma * np.sqrt(0.1))
+    np.testing.assert_allclose(cold.pi.sum(-1), 1)
+    assert np.isfinite(adjust_temperature(out, 0.0).pi).all()  # clamped at MIN_TEMPERATURE, no overflow
+
+
+def test_choose_component_and_pen_follow_their_probabilities():
+    rng = np.random.default_rng(0)
+    pi = np.tile([0.7, 0.2, 0.1], (20_000, 1))
+    counts = np.bincount(choose_component(pi, rng), minlength=3) / len(pi)
+    np.testing.assert_allclose(counts, [0.7, 0.2, 0.1], atol=0.02)
+    pens = draw_pen(np.tile([0.0, 0.0, 1.0], (10, 1)), rng)
+    assert (pens == sampler.PEN_END).all()
+
+
+def test_draw_gaussian_has_the_requested_mean_spread_and_correlation():
+    rng = np.random.default_rng(1)
+    n = 40_000
+    xy = draw_gaussian(np.tile([1.0, -2.0], (n, 1)), np.tile([2.0, 0.5], (n, 1)), np.full(n, 0.8), rng)
+    np.testing.assert_allclose(xy.mean(0), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(xy.std(0), [2.0, 0.5], rtol=0.03)
+    assert abs(np.corrcoef(xy.T)[0, 1] - 0.8) < 0.02
+
+
+def test_sample_row_is_a_stroke5_row_and_seeded():
+    mix = adjust_temperature(_outputs(b=4), 0.5)
+    a = sample_row(mix, np.random.default_rng(3))
+    b = sample_row(mix, np.random.default_rng(3))
+    assert a.shape == (4, 5) and a.dtype == np.float32
+    np.testing.assert_array_equal(a[:, 2:].sum(-1), 1)
+    np.testing.assert_array_equal(a, b)
+    assert isinstance(mix, Mixture)
+
+
+def test_sample_rows_stops_at_the_end_and_pads_ended_drawings():
+    step = FakeStep(end_after=5)
+    z = np.zeros((2, Z), np.float32)
+    labels = np.zeros(2, np.int64)
+    rows = list(sample_rows(step, z, labels, zero_state(2, H), 0.5, np.random.default_rng(0), max_len=100))
+    assert len(rows) == 5  # the start token step, then 3 rows of drawing, then p3
+    last, alive = rows[-1]
+    assert not alive.any() and (last[:, 4] == 1).all()
+    assert all(r[:, 2].all() for r, _ in rows[:-1])  # pen down until the end
+
+
+def test_sample_rows_respects_max_len_and_prefix():
+    step = FakeStep(end_after=1000)
+    z = np.zeros((1, Z), np.float32)
+    labels = np.zeros(1, np.int64)
+    rows = list(sample_rows(step, z, labels, zero_state(1, H), 1.0, np.random.default_rng(0), max_len=7))
+    assert len(rows) == 7
+    step = FakeStep(end_after=1000)
+    prefix = np.tile(sampler.START_ROW, (4, 1, 1))  # (T, B, 5)
+    out, (h, _) = feed(step, prefix, z, labels, zero_state(1, H))
+    assert step.calls == 4 and h[0, 0] == 4 and "log_pi" in out
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_same_seed_same_rows(seed):
+    z = np.zeros((3, Z), np.float32)
+    labels = np.zeros(3, np.int64)
+
+    def run():
+        gen = sample_rows(FakeStep(20), z, labels, zero_state(3, H), 0.7, np.random.default_rng(seed), max_len=30)
+        return np.stack([r for r, _ in gen])
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_sampler_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sketchlab.sampler, sketchlab.generate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,195 @@
+"""Class-conditioned sketch-rnn: a sequence-to-sequence VAE over stroke-5 drawings (Ha & Eck 2017), plus a class.
+
+    encoder:  stroke-5 (B, T, 5) --BiLSTM--> [h_fwd; h_bwd] (B, 2 He) --Linear--> mu, sigma_hat (B, Z)   (eqs. 1-2)
+              z = mu + exp(sigma_hat / 2) * N(0, I)                                                          (eq. 2)
+    decoder:  input at step i = [S_{i-1}; z; e_class]  (B, 5 + Z + E) --LSTM(Hd)--> y_i (B, 6M + 3)          (eq. 3-4)
+              y_i = [pi_hat (M), mu_x (M), mu_y (M), sigma_hat_x (M), sigma_hat_y (M), rho_hat (M), q_hat (3)]
+              p(dx, dy) = sum_j pi_j N(dx, dy | mu_x,j, mu_y,j, sigma_x,j, sigma_y,j, rho_j)                  (eq. 3)
+              pi = softmax(pi_hat), sigma = exp(sigma_hat), rho = tanh(rho_hat), q = softmax(q_hat)          (eq. 6)
+    loss:     L_R = -log p(offsets) over the drawing + cross-entropy of the pen state                        (eqs. 9-10)
+              L_KL = -1/(2Z) sum(1 + sigma_hat - mu^2 - exp(sigma_hat)), floored at kl_min                  (eqs. 11-12)
+
+Differences from the paper, and why:
+- The class embedding e_class joins z at every decoder step, so one model draws all classes on request.
+- During training the class is replaced by an extra "unknown" class with probability `class_dropout`, so the same
+  decoder also continues a drawing whose class is not given ("finish my drawing" without a word).
+- The decoder state starts at zero instead of tanh(W z): z and the class enter at every step anyway, and the decoder
+  step exported to ONNX then needs no separate initialisation graph.
+- The encoder sees only the drawing (no class), so it can encode a user's drawing before anyone knows its class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STROKE5 = 5  # [dx, dy, p1, p2, p3]
+PEN_STATES = 3  # p1 pen down, p2 pen lifted, p3 drawing ended
+LOG_2PI = math.log(2 * math.pi)
+RHO_LIMIT = 0.999  # keeps 1 - rho^2 away from 0, where the Gaussian's density is infinite
+MIN_LOG_SIGMA = -6.0  # sigma >= 0.0025 normalised units (~0.03 px): no density spikes on repeated offsets
+
+
+@dataclass
+class GeneratorConfig:
+    n_classes: int = 345  # real classes; index n_classes is the "unknown class" token
+    enc_hidden: int = 256  # encoder LSTM size per direction (paper: 256)
+    dec_hidden: int = 512  # decoder LSTM size (paper: 512 for single-class models; CPU speed bounds it here)
+    z_size: int = 128  # latent size (paper: 128)
+    class_embed: int = 64  # class embedding size
+    n_mixtures: int = 20  # Gaussians in the offset mixture, M (paper: 20)
+    class_dropout: float = 0.1  # chance a training drawing's class is replaced by "unknown"
+    max_len: int = 250  # longest drawing in points (sketch-rnn: 250 for Quick, Draw!)
+
+    @property
+    def unknown_class(self) -> int:
+        return self.n_classes
+
+    @property
+    def n_outputs(self) -> int:
+        return 6 * self.n_mixtures + PEN_STATES
+
+
+@dataclass
+class MixtureParams:
+    """Decoder outputs for T steps, already squashed into valid ranges (eq. 6). M = n_mixtures."""
+
+    log_pi: torch.Tensor  # (B, T, M) log mixture weights
+    mu: torch.Tensor  # (B, T, M, 2) means of (dx, dy)
+    log_sigma: torch.Tensor  # (B, T, M, 2) log standard deviations of (dx, dy)
+    rho: torch.Tensor  # (B, T, M) correlation of dx and dy, in (-RHO_LIMIT, RHO_LIMIT)
+    pen_logits: torch.Tensor  # (B, T, 3)
+
+
+def split_params(y: torch.Tensor, m: int) -> MixtureParams:
+    """Raw decoder output (B, T, 6M + 3) -> MixtureParams."""
+    pi_hat, mu_x, mu_y, s_x, s_y, rho_hat, q_hat = torch.split(y, [m, m, m, m, m, m, PEN_STATES], dim=-1)
+    return MixtureParams(
+        log_pi=F.log_softmax(pi_hat, dim=-1),
+        mu=torch.stack([mu_x, mu_y], dim=-1),
+        log_sigma=torch.stack([s_x, s_y], dim=-1).clamp(min=MIN_LOG_SIGMA),
+        rho=torch.tanh(rho_hat) * RHO_LIMIT,
+        pen_logits=q_hat,
+    )
+
+
+def mixture_log_prob(p: MixtureParams, dxdy: torch.Tensor) -> torch.Tensor:
+    """log sum_j pi_j N(dx, dy | ...) for targets dxdy (B, T, 2) -> (B, T). Bivariate normal: eqs. 24-25 of
+    Graves 2013, computed in log space with logsumexp over the mixture for stability."""
+    z = (dxdy.unsqueeze(-2) - p.mu) * torch.exp(-p.log_sigma)  # (B, T, M, 2) standardised offsets
+    one_minus_rho2 = 1 - p.rho**2  # (B, T, M)
+    quad = (z[..., 0] ** 2 + z[..., 1] ** 2 - 2 * p.rho * z[..., 0] * z[..., 1]) / one_minus_rho2
+    log_n = -LOG_2PI - p.log_sigma.sum(-1) - 0.5 * torch.log(one_minus_rho2) - 0.5 * quad  # (B, T, M)
+    return torch.logsumexp(p.log_pi + log_n, dim=-1)
+
+
+class Encoder(nn.Module):
+    """Bidirectional LSTM over a drawing -> (mu, sigma_hat) of q(z | drawing) (section 3.2)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.lstm = nn.LSTM(STROKE5, cfg.enc_hidden, batch_first=True, bidirectional=True)
+        self.to_mu = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
+        self.to_sigma = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
+
+    def forward(self, strokes: torch.Tensor, lengths: torch.Tensor | None = None):
+        """strokes (B, T, 5) without the start token; lengths (B,) or None when all drawings fill T.
+        Returns mu, sigma_hat, each (B, Z); sigma_hat is a log variance."""
+        if lengths is None:
+            _, (h, _) = self.lstm(strokes)  # h: (2, B, He), last state of each direction
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(strokes, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)
+        h = torch.cat([h[0], h[1]], dim=-1)  # (B, 2 He)
+        return self.to_mu(h), self.to_sigma(h)
+
+
+class Decoder(nn.Module):
+    """LSTM over [previous point; z; class embedding] -> mixture parameters for the next point (section 3.3)."""
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.class_embedding = nn.Embedding(cfg.n_classes + 1, cfg.class_embed)  # + 1: the "unknown" class
+        self.lstm = nn.LSTM(STROKE5 + cfg.z_size + cfg.class_embed, cfg.dec_hidden, batch_first=True)
+        self.head = nn.Linear(cfg.dec_hidden, cfg.n_outputs)
+
+    def forward(self, prev: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, state=None):
+        """prev (B, T, 5) the points before each step (start token first); z (B, Z); labels (B,) class indices;
+        state: (h, c), each (1, B, Hd), or None for zeros. Returns raw outputs (B, T, 6M + 3) and the new state."""
+        cond = torch.cat([z, self.class_embedding(labels)], dim=-1)  # (B, Z + E)
+        x = torch.cat([prev, cond.unsqueeze(1).expand(-1, prev.shape[1], -1)], dim=-1)  # (B, T, 5 + Z + E)
+        out, state = self.lstm(x, state)  # out: (B, T, Hd)
+        return self.head(out), state
+
+
+class SketchRNN(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, stroke5: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
+        """Teacher-forced pass. stroke5 (B, T + 1, 5) with the start token in row 0; lengths (B,) drawing rows;
+        labels (B,). Returns (MixtureParams for the T targets, mu, sigma_hat)."""
+        mu, sigma_hat = self.encoder(stroke5[:, 1:], lengths)  # (B, Z) each
+        z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)  # reparameterisation (eq. 2)
+        if self.training and self.cfg.class_dropout > 0:
+            drop = torch.rand(labels.shape, device=labels.device) < self.cfg.class_dropout
+            labels = torch.where(drop, torch.full_like(labels, self.cfg.unknown_class), labels)
+        y, _ = self.decoder(stroke5[:, :-1], z, labels)  # predicts rows 1..T from rows 0..T-1
+        return split_params(y.float(), self.cfg.n_mixtures), mu.float(), sigma_hat.float()
+
+
+def reconstruction_loss(p: MixtureParams, target: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """L_s (offsets, only over the drawing) and L_p (pen, over every row incl. padding), each divided by the number
+    of rows T as in eq. 9-10 (sketch-rnn divides by N_max; the batch is cut to its longest drawing)."""
+    b, t, _ = target.shape  # target (B, T, 5): rows 1..T of the stroke-5 batch
+    mask = (torch.arange(t, device=target.device)[None, :] < lengths[:, None]).float()  # (B, T)
+    offsets = -(mixture_log_prob(p, target[..., :2]) * mask).sum() / (b * t)
+    pen = F.cross_entropy(p.pen_logits.reshape(-1, PEN_STATES), target[..., 2:].argmax(-1).reshape(-1))
+    return offsets, pen
+
+
+def kl_loss(mu: torch.Tensor, sigma_hat: torch.Tensor, kl_min: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(q(z|x) || N(0, I)) averaged over z's dimensions (eq. 11), and the same floored at kl_min (eq. 12)."""
+    kl = -0.5 * torch.mean(1 + sigma_hat - mu**2 - torch.exp(sigma_hat))
+    return kl, torch.clamp(kl, min=kl_min)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Export wrappers: the graphs the runtime runs (see training/export_generator.py)
+
+
+class EncoderForExport(nn.Module):
+    """stroke-5 (B, T, 5) of whole drawings (no start token, no padding) -> mu, sigma_hat (B, Z)."""
+
+    def __init__(self, model: SketchRNN):
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, strokes: torch.Tensor):
+        return self.encoder(strokes, None)
+
+
+class DecoderStep(nn.Module):
+    """One decoder step: (prev point, z, class, state) -> mixture parameters of the next point and the new state.
+
+    prev (B, 5); z (B, Z); label (B,) int64; h, c (B, Hd). Outputs: pi_logits (B, M), mu (B, M, 2),
+    log_sigma (B, M, 2), rho (B, M), pen_logits (B, 3), h_out, c_out (B, Hd). Temperature is applied by the sampler.
+    """
+
+    def __init__(self, model: SketchRNN):
+        super().__init__()
+        self.decoder = model.decoder
+        self.m = model.cfg.n_mixtures
+
+    def forward(self, prev, z, label, h, c):
+        y, (h2, c2) = self.decoder(prev.unsqueeze(1), z, label, (h.unsqueeze(0), c.unsqueeze(0)))
+        p = split_params(y[:, 0:1], self.m)  # T = 1
+        return p.log_pi[:, 0], p.mu[:, 0], p.log_sigma[:, 0], p.rho[:, 0], p.pen_logits[:, 0], h2[0], c2[0]
