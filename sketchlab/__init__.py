@@ -4,7 +4,8 @@
     classifier = sketchlab.load_classifier()
     print(classifier.classify([[[10, 10, 0], [200, 40, 120], [120, 220, 300]]]).fused)
 
-Pure numpy + onnxruntime + pillow: this package never imports torch or gradio.
+Pure numpy + onnxruntime + pillow: this package never imports torch or gradio. (Google's preprocessing is
+`sketchlab.simplify.simplify`; it is not re-exported here, so the name keeps meaning the module.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from .errors import DrawingError, ModelError
 from .prepare import PREPROCESSING_VERSION, Prepared, from_canvas, from_simplified
 from .raster import rasterize
-from .simplify import simplify
 from .strokes import from_stroke3, from_stroke5, to_stroke3, to_stroke5, validate_canvas
 
 __version__ = "0.1.0"
@@ -31,7 +31,6 @@ __all__ = [
     "load_classifier",
     "load_generator",
     "rasterize",
-    "simplify",
     "to_stroke3",
     "to_stroke5",
     "validate_canvas",
