@@ -41,16 +41,29 @@ Drawing = list  # list[np.ndarray], see the module docstring for the array shape
 # Canvas input
 
 
+def _is_list(obj: object) -> bool:
+    """A list, tuple or array of at least one dimension: what a drawing, stroke or point may be (0-d arrays have no
+    len(), and str/bytes are sequences of characters, not of numbers)."""
+    if isinstance(obj, np.ndarray):
+        return obj.ndim > 0
+    return isinstance(obj, Sequence) and not isinstance(obj, (str, bytes, bytearray, memoryview))
+
+
 def _as_point(point: object, where: str) -> tuple[float, float, float]:
-    if isinstance(point, (str, bytes, dict)) or not isinstance(point, Sequence | np.ndarray):
+    if not _is_list(point):
         raise DrawingError(f"{where} must be a list [x, y, t_ms] or [x, y], got {type(point).__name__}")
     if len(point) not in (2, 3):
         raise DrawingError(f"{where} must have 2 or 3 numbers [x, y, t_ms], got {len(point)}")
     values = []
     for v in point:
         if not isinstance(v, int | float | np.integer | np.floating):  # bool is an int, as in numpy: 0 / 1
-            raise DrawingError(f"{where} holds {type(v).__name__} {v!r}; coordinates must be numbers")
-        f = float(v)
+            raise DrawingError(f"{where} holds {type(v).__name__} {v!r:.40}; coordinates must be numbers")
+        try:
+            f = float(v)
+        except OverflowError as e:  # a Python int beyond float range, e.g. a 400-digit number in the request
+            raise DrawingError(
+                f"{where} holds a number too large; coordinates must be within +-{MAX_ABS_COORD:g}"
+            ) from e
         if not math.isfinite(f):
             raise DrawingError(f"{where} holds {v!r}; coordinates must be finite")
         if abs(f) > MAX_ABS_COORD:
@@ -70,7 +83,7 @@ def _as_stroke(stroke: object, i: int) -> np.ndarray:
         arr = arr.astype(np.float64)
         if np.all(np.isfinite(arr)) and np.all(np.abs(arr) <= MAX_ABS_COORD):
             return arr if arr.shape[1] == 3 else np.column_stack([arr, np.zeros(len(arr))])
-    if isinstance(stroke, (str, bytes, dict)) or not isinstance(stroke, Sequence | np.ndarray):
+    if not _is_list(stroke):
         raise DrawingError(f"stroke {i} must be a list of points, got {type(stroke).__name__}")
     if len(stroke) == 0:
         raise DrawingError(f"stroke {i} has no points")
@@ -104,7 +117,7 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
     within `MAX_STROKES` / `MAX_POINTS`; with `min_extent`, also for a drawing whose points all coincide
     (it has no size to scale to 0..255). Booleans count as the numbers 0 and 1, as they do in Python and numpy.
     """
-    if isinstance(strokes, (str, bytes, dict)) or not isinstance(strokes, Sequence | np.ndarray):
+    if not _is_list(strokes):
         raise DrawingError(f"a drawing must be a list of strokes, got {type(strokes).__name__}")
     if len(strokes) == 0:
         raise DrawingError("the drawing has no strokes")
@@ -115,7 +128,7 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
         total = 0
         out = []
         for i, stroke in enumerate(strokes):
-            if isinstance(stroke, Sequence | np.ndarray) and not isinstance(stroke, (str, bytes)):
+            if _is_list(stroke):
                 total += len(stroke)
                 if total > MAX_POINTS:
                     raise DrawingError(
