@@ -15,7 +15,10 @@ import json
 import logging
 import os
 import time
+import urllib.request
 from pathlib import Path
+
+_STARTED = time.perf_counter()  # before the gradio import, which is most of the start-up time
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before importing gradio: no look-ups of outside hosts
 
@@ -38,6 +41,7 @@ DEFAULT_PORT = 7860  # Gradio's usual port
 API_CONCURRENCY = 4  # API requests run at once; ONNX Runtime sessions are thread-safe, and there are few cores
 DEFAULT_TEMPERATURE = 0.4  # sketch-rnn samples look clean near 0.2-0.5
 DEFAULT_VARIATIONS = 3
+WARMUP_STROKES = [[[0, 0, 0], [40, 30, 16], [80, 10, 32]], [[10, 60, 200], [70, 60, 216]]]  # any small drawing
 log = logging.getLogger("sketchlab.app")
 
 
@@ -55,16 +59,18 @@ def build(service: Service) -> gr.Blocks:
     # -- page events (private: the API below has clean signatures) --------------------------------------------------
 
     def on_strokes(evt: gr.EventData) -> tuple[str, str]:
+        # Always answers with `seq` in #guesses, even for a bad drawing: the page sends its next request when the
+        # previous one is answered. Problems show in place of the guesses rather than as a pop-up per stroke.
         data = evt._data if isinstance(evt._data, dict) else {}
         seq, strokes = data.get("seq", 0), data.get("strokes")
         if not strokes:
             return guesses_html(None, seq), details_html(None)
         try:
             result = service.classify(strokes)
-        except ModelError as e:  # shown in place of the guesses, not as a pop-up after every stroke
+        except ModelError as e:
             return guesses_html(None, seq, message=str(e)), details_html(None)
         except DrawingError as e:
-            raise _page_error(e) from e
+            return guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
         return guesses_html(result, seq), details_html(result)
 
     def on_finish(temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
@@ -177,13 +183,15 @@ def build(service: Service) -> gr.Blocks:
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
         )
 
-        # The live guesses: one request at a time, the newest drawing next (stale ones dropped), no progress overlay,
-        # no queue round trip (STACK-NOTES: ~31 ms pointer-up to label vs ~51 ms through the queue).
+        # The live guesses: the page keeps one request in flight and sends only the newest drawing next (stale states
+        # are never sent); no progress overlay and no queue round trip (STACK-NOTES: ~31 ms pointer-up to label
+        # without the queue vs ~51 ms through it). Gradio's trigger_mode="always_last" lost the last request of a
+        # burst in our tests, hence the page-side control and "multiple" here.
         pad.strokes_done(
             on_strokes,
             None,
             [guesses, details],
-            trigger_mode="always_last",
+            trigger_mode="multiple",
             show_progress="hidden",
             queue=False,
             api_visibility="private",
@@ -198,6 +206,27 @@ def build(service: Service) -> gr.Blocks:
     return demo
 
 
+def warm_up_live_path(demo: gr.Blocks, url: str) -> None:
+    """Send one drawing through the exact HTTP route the canvas uses. A fresh server spends ~0.7 s of lazy set-up
+    on its first request; paid here, at start, the first user's first guess is as fast as any other."""
+    (live,) = [fn for fn in demo.fns.values() if fn.name == "on_strokes"]
+    body = {
+        "data": [],
+        "event_data": {"strokes": WARMUP_STROKES, "seq": 0},
+        "fn_index": live._id,
+        "trigger_id": live.targets[0][0],
+        "session_hash": "warm-up",
+    }
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/gradio_api/run/predict", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+    except OSError as e:  # the app serves anyway; only the first guess is slower
+        log.warning("warm-up request failed: %s", e)
+
+
 def main(argv: list[str] | None = None) -> None:
     env_port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,7 +237,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes, one line each
 
-    start = time.perf_counter()
     service = Service.load(args.models)
     demo = build(service)
     demo.launch(
@@ -219,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         prevent_thread_lock=True,
         quiet=True,
     )
-    log.info("serving on http://%s:%d (%.2f s after start)", args.host, args.port, time.perf_counter() - start)
+    warm_up_live_path(demo, demo.local_url)
+    log.info("serving on %s (%.2f s after start)", demo.local_url, time.perf_counter() - _STARTED)
     demo.block_thread()
 
 

@@ -1,11 +1,13 @@
 // The drawing canvas (#sketchpad). Runs as gr.HTML js_on_load, after draw.js: `element`, `trigger`, `props` and
 // `watch` come from Gradio. The drawing lives here, in the page: a failed request never loses it.
 // Events sent to Python: 'strokes_done' {strokes, seq} after every stroke and live while the pen is down;
-// 'finish' {strokes, seq} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
+// 'finish' {strokes} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
 // {op: "finish", strokes, word, speed, nonce}; the new strokes are animated in another colour, then kept.
 
 const SIZE = 512; // canvas pixels; strokes are recorded in this frame, whatever size the canvas is shown at
 const LIVE_MS = 150; // while the pen is down, send the drawing this often (about 6.7 times a second)
+const FINISH_HINT_MS = 5000; // the "Finishing…" hint goes away if no answer comes (the error shows as a pop-up)
+const ANSWER_TIMEOUT_MS = 3000; // a request unanswered this long (network trouble) no longer blocks the next
 
 const canvas = element.querySelector('canvas');
 const ctx = canvas.getContext('2d');
@@ -15,6 +17,9 @@ let strokes = []; // [{pts: [[x, y, t_ms], ...], gen: bool}] finished strokes, o
 let current = null; // the stroke being drawn
 let t0 = 0; // performance.now() at the first point of the drawing
 let seq = 0; // request number, echoed by the server in #guesses[data-seq]
+let inflight = 0; // seq of the request awaiting its answer, 0 when none
+let pending = false; // the drawing changed while a request was in flight
+let giveUp = null; // timer releasing a request that never got an answer
 let dirty = false; // points added since the last live request
 let live = null; // interval id while the pen is down
 let anim = null; // running replay/finish animation
@@ -48,11 +53,36 @@ function hasExtent(all) {
   return all.some((s) => s.some((q) => q[0] !== x || q[1] !== y));
 }
 
+// One request in flight at a time: a drawing that changes meanwhile is sent once the answer arrives (the
+// newest state only; the states in between are never sent). The server echoes `seq` in #guesses[data-seq].
 function send() {
   const all = drawing();
   if (all.length && !hasExtent(all)) return; // a single dot: nothing to guess yet
+  watchAnswers();
+  if (inflight) { pending = true; return; }
   seq += 1;
+  inflight = seq;
+  clearTimeout(giveUp);
+  giveUp = setTimeout(() => answered(inflight), ANSWER_TIMEOUT_MS);
   trigger('strokes_done', { strokes: all, seq });
+}
+
+function answered(upTo) {
+  if (!inflight || upTo < inflight) return;
+  inflight = 0;
+  clearTimeout(giveUp);
+  if (pending) { pending = false; send(); }
+}
+
+let observer = null;
+function watchAnswers() {
+  const box = document.querySelector('#guesses');
+  if (observer || !box) return;
+  observer = new MutationObserver(() => {
+    const shown = box.querySelector('[data-seq]');
+    if (shown) answered(Number(shown.dataset.seq));
+  });
+  observer.observe(box, { subtree: true, childList: true, attributes: true });
 }
 
 function say(text) { status.textContent = text || ''; }
@@ -131,8 +161,8 @@ element.querySelector('.sk-finish').addEventListener('click', () => {
   settle();
   if (!hasExtent(drawing())) { say('Draw something first, then I can finish it.'); return; }
   say('Finishing your drawing…');
-  seq += 1;
-  trigger('finish', { strokes: drawing(), seq });
+  setTimeout(() => { if (status.textContent === 'Finishing your drawing…') say(''); }, FINISH_HINT_MS);
+  trigger('finish', { strokes: drawing() });
 });
 
 // Animate strokes on top of the drawing, then keep them (gen: true strokes are drawn in the model's colour).
@@ -232,6 +262,7 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
   undo,
   clear,
   seq: () => seq,
+  target: () => (pending ? seq + 1 : seq), // the request number whose answer will cover the current drawing
 });
 
 redraw();

@@ -76,7 +76,8 @@ def _stroke(page, points, hold=None):
 
 
 def _seq(page) -> int:
-    return page.evaluate("window.sketchlab.seq()")
+    """The request number whose answer covers the drawing as it is now."""
+    return page.evaluate("window.sketchlab.target()")
 
 
 def _answered(page, seq):
