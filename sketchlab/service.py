@@ -225,10 +225,9 @@ class Service:
         return [_plain_strokes(d) for d in drawings]
 
     def complete(self, strokes: object, temperature: float = 0.4, seed: int = 0, word: str | None = None) -> dict:
-        """The user's strokes -> {"word": the category it was finished as, "strokes": only the new strokes}.
+        """The user's strokes -> {"word": `word`, "strokes": only the new strokes, in the user's canvas coordinates}.
 
-        The new strokes are in the user's canvas coordinates. Without `word`, the classifier's best guess among the
-        generator's classes is used (the generator decides itself when no classifier is loaded).
+        Without `word` the generator follows the drawing itself (its "unknown class"), so no classifier is needed.
         """
         drawing = parse_strokes(strokes)
         if not drawing:
@@ -237,12 +236,10 @@ class Service:
         temperature, seed = check_temperature(temperature), check_seed(seed)
         if word:
             word = self._check_word(word)
-        elif self.classifier is not None:
-            known = set(generator.classes)
-            guesses = self.classifier.classify(drawing, top_k=len(self.classifier.classes))
-            word = next((g.word for g in guesses.fused if g.word in known), None)
-        new = generator.complete(drawing, temperature=temperature, seed=seed, word=word, max_len=MAX_GENERATED_POINTS)
-        return {"word": word, "strokes": _plain_strokes(new)}
+        new = generator.complete(
+            drawing, temperature=temperature, seed=seed, word=word or None, max_len=MAX_GENERATED_POINTS
+        )
+        return {"word": word or None, "strokes": _plain_strokes(new)}
 
     # -- helpers --------------------------------------------------------------------------------------------------
 

@@ -197,14 +197,15 @@ def test_generate_without_a_generator_names_the_problem():
     assert service.classify(SQUARE)["fused"]  # the classifier still works
 
 
-def test_complete_uses_the_best_guess_the_generator_knows(service):
+def test_complete_returns_only_new_strokes_and_passes_the_word(service):
     done = service.complete(json.dumps(SQUARE), 0.4, 1)
-    # the fake's top guesses for one stroke are dog, house, tree...: dog is the first the generator knows
-    assert done["word"] == "dog" == service.generator.completed_as
+    assert done["word"] is None is service.generator.completed_as  # the generator follows the drawing itself
     assert done["strokes"] == [[[10.0, 10.0, 0.0], [20.1, 15.0, 30.0]]]  # only new strokes, rounded
-    assert service.complete(SQUARE, 0.4, 1, word="tree")["word"] == "tree"
+    assert service.complete(SQUARE, 0.4, 1, word="tree")["word"] == "tree" == service.generator.completed_as
     with pytest.raises(DrawingError, match="nothing to finish"):
         service.complete("[]")
+    with pytest.raises(DrawingError, match="unknown category"):
+        service.complete(SQUARE, word="zebra")
 
 
 def test_health_and_categories(service):
