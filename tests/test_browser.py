@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 from _app_server import running_app
+from _tiny_models import models_for_tests
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +37,9 @@ def browser(tmp_path_factory):
             pytest.fail(f"Chromium not found at {CHROMIUM}; run `make browser`")
         pytest.skip("Chromium not installed (`make browser`)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    with running_app(tmp_path_factory.mktemp("app") / "app.log") as url, sync_api.sync_playwright() as p:
+    folder = tmp_path_factory.mktemp("app")
+    models = models_for_tests(folder / "models")  # the shipped models; tiny stand-ins before training
+    with running_app(folder / "app.log", "--models", str(models)) as url, sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         b.app_url = url
         yield b

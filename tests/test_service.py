@@ -13,11 +13,11 @@ from collections import namedtuple
 
 import numpy as np
 import pytest
+from _tiny_models import models_for_tests, shipped_models_present
 from PIL import Image
 
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.prepare import from_canvas
-from sketchlab.runtime import MODELS_DIR
 from sketchlab.service import (
     MAX_PAYLOAD_CHARS,
     MAX_SEED,
@@ -260,13 +260,16 @@ def test_raster_data_uri_is_a_pixelated_png_of_the_raster():
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return Service.load(MODELS_DIR)
+def shipped(tmp_path_factory):
+    """The shipped models (tiny stand-ins with the same inputs and manifests on a fresh clone before training)."""
+    return Service.load(models_for_tests(tmp_path_factory.mktemp("models")))
 
 
 def test_shipped_models_load_without_problems(shipped):
     assert shipped.health()["models"] == {"classifier": True, "generator": True}, shipped.problems
-    assert shipped.health()["classes"] == 345
+    assert shipped.problems == []
+    if shipped_models_present():
+        assert shipped.health()["classes"] == 345
 
 
 def test_shipped_models_classify_generate_and_complete(shipped):
