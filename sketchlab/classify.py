@@ -1,0 +1,226 @@
+"""Live guesses: the stroke model, the CNN and their fusion, through ONNX Runtime (numpy only, no torch).
+
+    clf = Classifier.load()                      # models/stroke.onnx, models/cnn.onnx, models/fusion.json
+    guesses = clf.classify(canvas_strokes)       # Guesses(fused=[Guess("cat", 0.91), ...], stroke=..., cnn=...)
+
+Each model outputs logits over all classes. They were trained with class-balanced sampling, which flattens the
+class prior; `fusion.json` (written by `training.fuse`, tuned on the validation split) puts part of it back and
+weights the two models:
+
+    fused log-score = w_stroke * log p_stroke + w_cnn * log p_cnn + g_fused * log prior      (then renormalised)
+    each model alone:  log p_model + g_model * log prior
+
+With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .prepare import Prepared, from_canvas
+from .runtime import MODELS_DIR, Manifest, Model, load_onnx
+
+MODEL_NAMES = ("stroke", "cnn")  # models/<name>.onnx
+FUSION_FILE = "fusion.json"
+DEFAULT_MAX_POINTS = 200  # stroke model input cut, when a manifest does not say (it always should)
+WARMUP_POINTS = 250  # the longest drawing the app expects often; sessions allocate for it once
+
+
+@dataclass(frozen=True)
+class Guess:
+    word: str
+    prob: float
+
+
+@dataclass(frozen=True)
+class Guesses:
+    fused: list[Guess]  # top-k of the fusion (or of whichever model is available if one is broken)
+    stroke: list[Guess] | None  # None when the stroke model is not loaded
+    cnn: list[Guess] | None  # None when the CNN is not loaded
+    raster: np.ndarray  # (28, 28) uint8, what the CNN saw
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the model outputs combine (see the module docstring)."""
+
+    weights: dict[str, float]  # model name -> weight of its log-probabilities in the fused score
+    prior_weight: dict[str, float]  # "stroke" | "cnn" | "fused" -> weight of log prior
+    log_prior: np.ndarray  # (C,) log class frequencies of the training drawings
+
+    @classmethod
+    def default(cls, n_classes: int) -> Fusion:
+        return cls({name: 1.0 for name in MODEL_NAMES}, {}, np.zeros(n_classes, np.float32))
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Fusion:
+        c = manifest.config
+        return cls(dict(c["weights"]), dict(c.get("prior_weight", {})), np.asarray(c["log_prior"], np.float32))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of (B, C)."""
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def best_guesses(log_probs: np.ndarray, classes: list[str], k: int) -> list[Guess]:
+    """(C,) log-probabilities -> the k best guesses, best first."""
+    k = min(k, len(classes))
+    idx = np.argpartition(-log_probs, k - 1)[:k]
+    idx = idx[np.argsort(-log_probs[idx], kind="stable")]
+    return [Guess(classes[i], float(np.exp(log_probs[i]))) for i in idx]
+
+
+class Classifier:
+    """The loaded classifiers. Build with `Classifier.load()`."""
+
+    def __init__(self, models: dict[str, Model], fusion: Fusion, classes: list[str], problems: list[str]):
+        self.models = models  # name -> Model, only those that loaded
+        self.fusion = fusion
+        self.classes = classes
+        self.problems = problems  # one clear message per model that failed to load
+
+    @classmethod
+    def load(cls, models_dir: str | Path = MODELS_DIR, threads: int | None = None) -> Classifier:
+        """Load what can be loaded; raises `ModelError` only when no classifier loads at all."""
+        models, problems = {}, []
+        for name in MODEL_NAMES:
+            try:
+                models[name] = load_onnx(name, models_dir, threads=threads)
+            except ModelError as e:
+                problems.append(f"{name} model unavailable: {e}")
+        if not models:
+            raise ModelError("no classifier could be loaded: " + "; ".join(problems))
+        classes = next(iter(models.values())).manifest.classes
+        for name in list(models):
+            if models[name].manifest.classes != classes:
+                problems.append(f"{name} model unavailable: its classes differ from the other model's; re-export both")
+                del models[name]
+        fusion = Fusion.default(len(classes))
+        path = Path(models_dir) / FUSION_FILE
+        try:
+            manifest = Manifest.load(path)
+            fusion = Fusion.from_manifest(manifest)
+            if len(fusion.log_prior) != len(classes) or manifest.classes != classes:
+                raise ModelError(f"{path} was made for other classes; run `python -m training.fuse`")
+        except (ModelError, KeyError, TypeError, ValueError) as e:
+            fusion = Fusion.default(len(classes))
+            problems.append(f"fusion settings unavailable, using equal weights and no prior: {e}")
+        return cls(models, fusion, classes, problems)
+
+    @property
+    def provider(self) -> str:
+        return next(iter(self.models.values())).provider
+
+    # -----------------------------------------------------------------------------------------------------------
+    # Model inputs
+
+    def stroke_input(self, prepared: Prepared) -> np.ndarray:
+        """The stroke model's input for one drawing: (T, 5) stroke-5, offsets / scale factor, first points only."""
+        manifest = self.models["stroke"].manifest
+        max_points = int(manifest.config.get("max_points", DEFAULT_MAX_POINTS))
+        return prepared.stroke5(manifest.scale_factor, min(len(prepared.stroke3), max_points))
+
+    def _stroke_logits(self, prepared: Sequence[Prepared]) -> np.ndarray:
+        # Drawings of equal length run as one batch, so no padding ever enters the model: the same numbers as one
+        # drawing at a time, as the app runs it.
+        seqs = [self.stroke_input(p) for p in prepared]
+        out = np.empty((len(seqs), len(self.classes)), np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, s in enumerate(seqs):
+            by_length.setdefault(len(s), []).append(i)
+        for length, idx in by_length.items():
+            batch = np.stack([seqs[i] for i in idx]).astype(np.float32)  # (b, T, 5)
+            lengths = np.full(len(idx), length, np.int64)
+            out[idx] = self.models["stroke"].run(strokes=batch, lengths=lengths)["logits"]
+        return out
+
+    def _cnn_logits(self, rasters: np.ndarray) -> np.ndarray:
+        images = (np.asarray(rasters, np.float32) / 255.0).reshape(-1, 1, 28, 28)  # (B, 1, 28, 28) in 0..1
+        return self.models["cnn"].run(image=images)["logits"]
+
+    # -----------------------------------------------------------------------------------------------------------
+    # Scores
+
+    def _calibrated(self, name: str, logits: np.ndarray) -> np.ndarray:
+        g = self.fusion.prior_weight.get(name, 0.0)
+        return log_softmax(log_softmax(logits) + g * self.fusion.log_prior)
+
+    def combine(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw model log-probabilities {name: (B, C)} -> calibrated log-probabilities of each model and "fused"."""
+        out = {name: self._calibrated(name, lp) for name, lp in raw.items()}
+        if len(raw) == 1:
+            out["fused"] = next(iter(out.values()))
+            return out
+        score = sum(self.fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
+        out["fused"] = log_softmax(score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior)
+        return out
+
+    def raw_log_probs(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        """Uncalibrated log-probabilities {model name: (B, C)} of several prepared drawings (what fuse.py tunes on)."""
+        out = {}
+        if "stroke" in self.models:
+            out["stroke"] = log_softmax(self._stroke_logits(prepared))
+        if "cnn" in self.models:
+            out["cnn"] = log_softmax(self._cnn_logits(np.stack([p.raster for p in prepared])))
+        return out
+
+    def probabilities(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
+        """Batch API: {"stroke" | "cnn" | "fused": (B, C) probabilities} for prepared drawings (models loaded only)."""
+        return {k: np.exp(v) for k, v in self.combine(self.raw_log_probs(prepared)).items()}
+
+    def raster_probabilities(self, rasters: np.ndarray) -> np.ndarray:
+        """(B, 28, 28) uint8 bitmaps (e.g. Google's own) -> (B, C) calibrated CNN probabilities."""
+        if "cnn" not in self.models:
+            raise ModelError("the CNN is not loaded: " + "; ".join(self.problems))
+        return np.exp(self._calibrated("cnn", log_softmax(self._cnn_logits(rasters))))
+
+    def classify(self, strokes: object, top_k: int = 5) -> Guesses:
+        """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input."""
+        prepared = from_canvas(strokes)
+        return self.classify_prepared(prepared, top_k)
+
+    def classify_prepared(self, prepared: Prepared, top_k: int = 5) -> Guesses:
+        scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared])).items()}
+        return Guesses(
+            fused=best_guesses(scores["fused"], self.classes, top_k),
+            stroke=best_guesses(scores["stroke"], self.classes, top_k) if "stroke" in scores else None,
+            cnn=best_guesses(scores["cnn"], self.classes, top_k) if "cnn" in scores else None,
+            raster=prepared.raster,
+        )
+
+    def warmup(self) -> None:
+        """One call on a dummy zig-zag of WARMUP_POINTS points, so the first real call does not pay for allocation."""
+        t = np.arange(WARMUP_POINTS, dtype=np.float64)
+        zigzag = [np.column_stack([t * 2, (t % 20) * 5, t * 10]).tolist()]
+        self.classify(zigzag)
+
+
+def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: dict, extra: dict | None = None) -> None:
+    """Write fusion.json as a manifest (kind "fusion"); used by training.fuse."""
+    from .prepare import PREPROCESSING_VERSION
+
+    manifest = Manifest(
+        name="fusion",
+        kind="fusion",
+        classes=classes,
+        inputs={name: ["B", len(classes)] for name in MODEL_NAMES},
+        outputs={"fused": ["B", len(classes)]},
+        input_format="log-softmax of each classifier's logits; fused = sum_m w_m * logp_m + g * log_prior",
+        preprocessing_version=PREPROCESSING_VERSION,
+        config={
+            "weights": fusion.weights,
+            "prior_weight": fusion.prior_weight,
+            "log_prior": [round(float(v), 5) for v in fusion.log_prior],
+        },
+        metrics=metrics,
+        **(extra or {}),
+    )
+    Path(path).write_text(json.dumps(manifest.__dict__, indent=1) + "\n")

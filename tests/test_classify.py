@@ -1,0 +1,188 @@
+"""sketchlab.classify on tiny hand-made ONNX models (no torch): loading, fallbacks, fusion, guesses, batch API."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from sketchlab.classify import Classifier, Fusion, Guess, Guesses, best_guesses, log_softmax, save_fusion
+from sketchlab.errors import DrawingError, ModelError
+from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas
+from sketchlab.runtime import Manifest
+
+CLASSES = ["circle", "line", "square", "zigzag", "star", "house"]
+C = len(CLASSES)
+
+
+def _save(graph, path):
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
+def _stroke_model(path, seed=0):
+    """logits = mean over time of strokes @ W + 0 * lengths: depends on the input, accepts any B and T."""
+    w = np.random.default_rng(seed).normal(size=(5, C)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["strokes"], ["m"], axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["m", "W"], ["z"]),
+        helper.make_node("Cast", ["lengths"], ["lf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["lf", "ax"], ["lu"]),
+        helper.make_node("Mul", ["lu", "zero"], ["l0"]),
+        helper.make_node("Add", ["z", "l0"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stroke",
+        [
+            helper.make_tensor_value_info("strokes", TensorProto.FLOAT, ["B", "T", 5]),
+            helper.make_tensor_value_info("lengths", TensorProto.INT64, ["B"]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", C])],
+        [
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.array([1], np.int64), "ax"),
+            numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+        ],
+    )
+    _save(graph, path)
+    _manifest(path, "stroke", "stroke_classifier", {"strokes": ["B", "T", 5], "lengths": ["B"]}, scale=20.0)
+
+
+def _cnn_model(path, seed=1):
+    w = np.random.default_rng(seed).normal(size=(784, C)).astype(np.float32)
+    nodes = [
+        helper.make_node("Flatten", ["image"], ["f"], axis=1),
+        helper.make_node("MatMul", ["f", "W"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["B", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", C])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    _save(graph, path)
+    _manifest(path, "cnn", "raster_classifier", {"image": ["B", 1, 28, 28]})
+
+
+def _manifest(path, name, kind, inputs, scale=None):
+    Manifest(
+        name=name,
+        kind=kind,
+        classes=CLASSES,
+        inputs=inputs,
+        outputs={"logits": ["B", C]},
+        input_format="test",
+        preprocessing_version=PREPROCESSING_VERSION,
+        scale_factor=scale,
+        config={"max_points": 200},
+    ).save(path.with_suffix(".json"))
+
+
+@pytest.fixture
+def models_dir(tmp_path):
+    _stroke_model(tmp_path / "stroke.onnx")
+    _cnn_model(tmp_path / "cnn.onnx")
+    return tmp_path
+
+
+def _drawing(n=40):
+    t = np.linspace(0, 6, n)
+    return [[[float(100 + 50 * np.cos(a)), float(100 + 50 * np.sin(a)), float(i * 10)] for i, a in enumerate(t)]]
+
+
+def test_classify_returns_sorted_top_k_from_both_models(models_dir):
+    clf = Classifier.load(models_dir)
+    g = clf.classify(_drawing(), top_k=3)
+    assert isinstance(g, Guesses) and len(g.fused) == 3 and len(g.stroke) == 3 and len(g.cnn) == 3
+    assert all(isinstance(x, Guess) and x.word in CLASSES for x in g.fused)
+    probs = [x.prob for x in g.fused]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert g.raster.shape == (28, 28) and g.raster.dtype == np.uint8
+    assert clf.provider.endswith("ExecutionProvider")
+    clf.warmup()
+
+
+def test_missing_fusion_file_falls_back_to_equal_weights(models_dir):
+    clf = Classifier.load(models_dir)
+    assert any("fusion" in p for p in clf.problems)
+    raw = clf.raw_log_probs([from_canvas(_drawing())])
+    fused = clf.combine(raw)["fused"]
+    np.testing.assert_allclose(fused, log_softmax(raw["stroke"] + raw["cnn"]), atol=1e-5)
+
+
+def test_fusion_weights_and_prior_are_applied(models_dir):
+    log_prior = np.log(np.arange(1, C + 1) / np.arange(1, C + 1).sum()).astype(np.float32)
+    fusion = Fusion({"stroke": 0.3, "cnn": 0.7}, {"stroke": 0.5, "cnn": 0.0, "fused": 1.0}, log_prior)
+    save_fusion(models_dir / "fusion.json", fusion, CLASSES, {"valid": {}})
+    clf = Classifier.load(models_dir)
+    assert clf.problems == []
+    raw = clf.raw_log_probs([from_canvas(_drawing())])
+    out = clf.combine(raw)
+    np.testing.assert_allclose(out["fused"], log_softmax(0.3 * raw["stroke"] + 0.7 * raw["cnn"] + log_prior), atol=1e-5)
+    np.testing.assert_allclose(out["stroke"], log_softmax(raw["stroke"] + 0.5 * log_prior), atol=1e-5)
+    np.testing.assert_allclose(out["cnn"], raw["cnn"], atol=1e-5)
+
+
+def test_one_broken_model_still_classifies(models_dir):
+    (models_dir / "stroke.onnx").write_bytes(b"not an onnx file")
+    clf = Classifier.load(models_dir)
+    assert "stroke" not in clf.models and any("stroke" in p for p in clf.problems)
+    g = clf.classify(_drawing())
+    assert g.stroke is None and g.cnn is not None
+    assert [x.word for x in g.fused] == [x.word for x in g.cnn]
+
+
+def test_cnn_missing_leaves_stroke_model(models_dir):
+    (models_dir / "cnn.onnx").unlink()
+    g = Classifier.load(models_dir).classify(_drawing())
+    assert g.cnn is None and g.stroke is not None and g.fused == g.stroke
+
+
+def test_no_model_raises_model_error(tmp_path):
+    with pytest.raises(ModelError, match="no classifier"):
+        Classifier.load(tmp_path)
+
+
+def test_models_with_different_classes_are_refused(models_dir, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(models_dir, other)
+    m = json.loads((other / "cnn.json").read_text())
+    m["classes"] = list(reversed(CLASSES))
+    (other / "cnn.json").write_text(json.dumps(m))
+    clf = Classifier.load(other)
+    assert len(clf.models) == 1 and any("classes differ" in p for p in clf.problems)
+
+
+@pytest.mark.parametrize("bad", [[], "cat", [[]], [[[0, 0, 0]]], [[[float("nan"), 1, 2], [3, 4, 5]]]])
+def test_bad_drawings_raise_drawing_error(models_dir, bad):
+    with pytest.raises(DrawingError):
+        Classifier.load(models_dir).classify(bad)
+
+
+def test_batch_api_matches_single_calls(models_dir):
+    clf = Classifier.load(models_dir)
+    prepared = [from_canvas(_drawing(n)) for n in (10, 40, 40, 400)]
+    batch = clf.probabilities(prepared)
+    assert batch["fused"].shape == (4, C)
+    np.testing.assert_allclose(batch["fused"].sum(1), 1, atol=1e-5)
+    for i, p in enumerate(prepared):
+        one = clf.probabilities([p])
+        for k in ("stroke", "cnn", "fused"):
+            np.testing.assert_allclose(batch[k][i], one[k][0], atol=1e-5)
+    assert clf.stroke_input(prepared[-1]).shape[0] <= 201  # first max_points points + start token
+    rasters = np.stack([p.raster for p in prepared])
+    np.testing.assert_allclose(clf.raster_probabilities(rasters), batch["cnn"], atol=1e-5)
+
+
+def test_best_guesses_orders_and_limits():
+    lp = np.log(np.array([0.1, 0.5, 0.05, 0.3, 0.05]))
+    g = best_guesses(lp, ["a", "b", "c", "d", "e"], 3)
+    assert [x.word for x in g] == ["b", "d", "a"]
+    assert g[0].prob == pytest.approx(0.5)
+    assert len(best_guesses(lp, ["a", "b", "c", "d", "e"], 10)) == 5

@@ -1,0 +1,115 @@
+"""Tune how the two classifiers combine, on the validation split, and write models/fusion.json.
+
+    python -m training.fuse --data ../shared/quickdraw
+
+Both models were trained with class-balanced sampling, which flattens the class prior: a model then over-guesses
+the data-poor classes. The fix (a prior correction) adds g * log prior to the log-probabilities; g is tuned per
+model and for the fusion, whose score is w * log p_stroke + (1 - w) * log p_cnn + g * log prior. Everything is
+chosen on the validation split (never the test split) by one objective: the mean of top-1 accuracy (dominated by
+the common classes) and macro top-5 (every class counts the same), so the correction cannot trade the rare
+classes away entirely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sketchlab import data as qd
+from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, save_fusion
+from sketchlab.runtime import MODELS_DIR
+from sketchlab.split import Split
+from training.classifier_data import DEFAULT_CACHE, SIMPLIFIED, load_or_build
+from training.evaluate import ranking_metrics, read_bitmaps, read_split
+from training.export_classifier import git_commit
+
+PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
+WEIGHT_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)  # w of the stroke model; the CNN gets 1 - w
+
+
+def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:
+    m = ranking_metrics(log_probs, labels, classes)
+    return 0.5 * (m["top1"] + m["macro_top5"]), m
+
+
+def tune(
+    raw: dict[str, np.ndarray],
+    labels: np.ndarray,
+    log_prior: np.ndarray,
+    classes: list[str],
+    bitmaps: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[Fusion, dict]:
+    """Grid search on validation log-probabilities {"stroke", "cnn": (N, C)} (either may be missing)."""
+    prior_weight, report = {}, {}
+    for name, lp in raw.items():
+        best = (-1.0, 0.0, {})
+        for g in PRIOR_GRID:
+            obj, m = objective(lp + g * log_prior, labels, classes)
+            if name == "cnn" and bitmaps is not None and len(bitmaps[1]):
+                bm = ranking_metrics(bitmaps[0] + g * log_prior, bitmaps[1], classes)
+                obj = (2 * obj + bm["top1"]) / 3  # the CNN also serves Google-style bitmaps
+            if obj > best[0]:
+                best = (obj, float(g), m)
+        prior_weight[name] = best[1]
+        report[name] = {"prior_weight": best[1], **{k: v for k, v in best[2].items() if k != "per_class"}}
+    weights = {name: 1.0 for name in raw}
+    if len(raw) == 2:
+        best = (-1.0, 0.5, 0.0, {})
+        for w, g in itertools.product(WEIGHT_GRID, PRIOR_GRID):
+            score = w * raw["stroke"] + (1 - w) * raw["cnn"] + g * log_prior
+            obj, m = objective(score, labels, classes)
+            if obj > best[0]:
+                best = (obj, float(w), float(g), m)
+        weights = {"stroke": best[1], "cnn": round(1 - best[1], 4)}
+        prior_weight["fused"] = best[2]
+        report["fused"] = {
+            "weights": weights,
+            "prior_weight": best[2],
+            **{k: v for k, v in best[3].items() if k != "per_class"},
+        }
+    return Fusion(weights, prior_weight, log_prior.astype(np.float32)), report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(qd.default_data_dir()))
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="for the training class counts (the prior)")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    args = parser.parse_args(argv)
+    models_dir = Path(args.models_dir)
+    (models_dir / FUSION_FILE).unlink(missing_ok=True)  # tune on the raw models, not on a previous fusion
+    clf = Classifier.load(models_dir)
+    classes = clf.classes
+    cache = load_or_build(args.data, args.cache)
+    if cache.classes != classes:
+        raise SystemExit("the cache and the models have different classes; rebuild the cache")
+    counts = cache.counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
+    log_prior = np.log((counts + 1) / (counts + 1).sum())  # +1: a class with no training drawing stays possible
+
+    index = {w: i for i, w in enumerate(classes)}
+    prepared, labels = read_split(Path(args.data), "simplified", Split.VALID, index)
+    raw = {k: np.concatenate(v) for k, v in _batched(clf, prepared).items()}
+    bitmaps = None
+    if "cnn" in clf.models:
+        images, bm_labels = read_bitmaps(Path(args.data), Split.VALID, index)
+        bm_lp = log_softmax(clf._cnn_logits(images)) if len(images) else np.zeros((0, len(classes)))  # noqa: SLF001
+        bitmaps = (bm_lp, bm_labels)
+    fusion, report = tune(raw, labels, log_prior, classes, bitmaps)
+    save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
+    print(json.dumps(report, indent=1))
+
+
+def _batched(clf: Classifier, prepared: list, batch: int = 512) -> dict[str, list[np.ndarray]]:
+    out: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(prepared), batch):
+        for k, v in clf.raw_log_probs(prepared[i : i + batch]).items():
+            out.setdefault(k, []).append(v)
+    return out
+
+
+if __name__ == "__main__":
+    main()

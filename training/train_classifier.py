@@ -1,0 +1,477 @@
+"""Train a classifier: the Conv1D+LSTM stroke model or the 28x28 CNN, with the baseline or the shipped recipe.
+
+    python -m training.train_classifier --model cnn --recipe shipped            # -> runs/cnn-shipped/best.pt
+    python -m training.train_classifier --model stroke --recipe baseline --epochs 10
+    torchrun --nproc-per-node 2 -m training.train_classifier --model stroke    # same steps on 2 processes (gloo)
+
+Every `TrainConfig` field is a command-line flag (`--max-minutes 30`); a recipe fills the fields left unset.
+Checkpoints (`last.pt` each epoch, `best.pt` at the best validation score) hold the config and the history, and a
+rerun with the same `--out` resumes from `last.pt`. Export with `python -m training.export_classifier`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sketchlab.data import default_data_dir
+from sketchlab.split import Split
+from training import distributed
+from training.classifier_data import (
+    DEFAULT_CACHE,
+    RAW,
+    SIMPLIFIED,
+    Cache,
+    epoch_order,
+    global_batches,
+    load_or_build,
+    raster_batches,
+    stroke_batches,
+)
+from training.models_classifier import augment_rasters, build
+
+RUNS = Path(__file__).resolve().parent.parent / "runs"
+
+
+@dataclass
+class TrainConfig:
+    model: str = "cnn"  # "stroke" (Conv1D + LSTM over stroke-5) or "cnn" (28x28 rasters)
+    recipe: str = "shipped"  # "baseline" (the starting recipe as first described) or "shipped"
+    data: str = ""  # data folder in the official layout (default: sketchlab.data.default_data_dir())
+    cache: str = str(DEFAULT_CACHE)  # preprocessed cache, built from --data when missing
+    out: str = ""  # run folder (default: runs/<model>-<recipe>)
+    epochs: int = 0  # maximum epochs
+    max_minutes: float = 0.0  # stop after the epoch that passes this wall time (0: no limit)
+    batch_size: int = 0  # global batch, split across processes
+    samples_per_epoch: int = -1  # items drawn per epoch (0: one pass over the training items)
+    optimizer: str = ""  # "adamw" | "adam" | "sgd"
+    lr: float = 0.0  # initial learning rate
+    weight_decay: float = -1.0  # L2 (adam) or decoupled (adamw) weight decay
+    clip_norm: float = -1.0  # gradient norm clipping (0: none)
+    scheduler: str = ""  # "plateau" (ReduceLROnPlateau on the validation loss) | "step" | "none"
+    step_size: int = 10  # StepLR period in epochs
+    gamma: float = 0.5  # StepLR and plateau factor
+    plateau_patience: int = 1  # epochs without a lower validation loss before the learning rate drops
+    patience: int = 4  # early stopping: epochs without a better validation score
+    label_smoothing: float = -1.0  # cross-entropy label smoothing
+    balance_power: float = -1.0  # sampling weight n_c ** -power (0: natural frequencies)
+    sources: str = ""  # training data, comma-separated: simplified, raw, bitmap
+    augment: int = -1  # 1: augment (strokes via sketchlab.augment; rasters with small affine warps)
+    max_points: int = 0  # stroke model: sequences cropped to this many points
+    model_config: dict = field(default_factory=dict)  # StrokeConfig / CNNConfig fields (set by the recipe)
+    limit_train: int = 0  # use only this many training items (tests and smoke runs; 0: all)
+    seed: int = 1234  # seeds sampling, augmentation, dropout and initialisation
+    threads: int = 1  # torch CPU threads per process (the machine is shared)
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    amp: int = 1  # bfloat16 autocast on CUDA (ignored on CPU)
+    resume: int = 1  # continue from <out>/last.pt when it exists
+    progress: int = 1  # tqdm bars on rank 0
+
+
+RECIPES = {
+    # The starting recipes exactly as first described (issue 3, item 3), on the simplified training drawings.
+    ("stroke", "baseline"): dict(
+        model_config=dict(
+            conv_channels=(32, 64, 128),
+            conv_kernels=(5, 5, 3),
+            conv_stride=2,
+            hidden=128,
+            layers=2,
+            bidirectional=False,
+            pool="last",
+            dropout=0.0,
+        ),
+        optimizer="sgd",
+        lr=1e-2,
+        weight_decay=0.0,
+        clip_norm=1.0,
+        scheduler="none",
+        max_points=100,
+        batch_size=128,
+        epochs=15,
+        samples_per_epoch=0,
+        label_smoothing=0.0,
+        balance_power=0.0,
+        sources="simplified",
+        augment=0,
+    ),
+    ("cnn", "baseline"): dict(
+        model_config=dict(channels=(64, 128, 256), strides=(1, 1, 1), hidden=256, dropout=0.3),
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=1e-4,
+        clip_norm=0.0,
+        scheduler="step",
+        step_size=10,
+        gamma=0.5,
+        batch_size=256,
+        epochs=15,
+        samples_per_epoch=0,
+        label_smoothing=0.0,
+        balance_power=0.0,
+        sources="simplified",
+        augment=0,
+    ),
+    # Shipped: all the data (raw strokes through the canvas preprocessing, Google's bitmaps for the CNN),
+    # class-balanced sampling (the prior is put back at inference, see training.fuse), augmentation, label smoothing,
+    # a bidirectional LSTM with mean+max pooling, AdamW with ReduceLROnPlateau.
+    ("stroke", "shipped"): dict(
+        model_config=dict(
+            conv_channels=(64, 96, 128),
+            conv_kernels=(5, 5, 3),
+            conv_stride=2,
+            hidden=128,
+            layers=2,
+            bidirectional=True,
+            pool="meanmax",
+            dropout=0.3,
+        ),
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-4,
+        clip_norm=1.0,
+        scheduler="plateau",
+        max_points=200,
+        batch_size=128,
+        epochs=40,
+        samples_per_epoch=40_000,
+        label_smoothing=0.1,
+        balance_power=0.5,
+        sources="simplified,raw",
+        augment=1,
+    ),
+    ("cnn", "shipped"): dict(
+        model_config=dict(channels=(64, 128, 256), strides=(2, 2, 1), hidden=256, dropout=0.3),
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-4,
+        clip_norm=0.0,
+        scheduler="plateau",
+        batch_size=256,
+        epochs=40,
+        samples_per_epoch=60_000,
+        label_smoothing=0.1,
+        balance_power=0.5,
+        sources="simplified,raw,bitmap",
+        augment=1,
+    ),
+}
+RASTER_WARP = dict(degrees=8.0, scale=0.08, shift=1.0)  # CNN augmentation: mild, Google's bitmaps are centred
+
+
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.name != "model_config"}
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill the fields left unset from the recipe (fields set on the command line win)."""
+    recipe = RECIPES.get((cfg.model, cfg.recipe))
+    if recipe is None:
+        raise ValueError(f"no recipe {cfg.recipe!r} for model {cfg.model!r}; have {sorted(RECIPES)}")
+    for name, value in recipe.items():
+        current = getattr(cfg, name)
+        if name == "model_config":
+            setattr(cfg, name, {**value, **current})
+        elif current == _DEFAULTS[name]:  # left at its "unset" default
+            setattr(cfg, name, value)
+    cfg.data = cfg.data or str(default_data_dir() or "")
+    cfg.out = cfg.out or str(RUNS / f"{cfg.model}-{cfg.recipe}")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data per model
+
+
+def training_pool(cfg: TrainConfig, cache: Cache):
+    """The training items: for the stroke model drawing indices; for the CNN (rasters, labels) arrays."""
+    sources = {s.strip() for s in cfg.sources.split(",") if s.strip()}
+    codes = tuple(c for name, c in (("simplified", SIMPLIFIED), ("raw", RAW)) if name in sources)
+    idx = cache.select(Split.TRAIN, codes)
+    if cfg.model == "stroke":
+        return idx[: cfg.limit_train] if cfg.limit_train else idx
+    rasters, labels = [cache.raster[idx]], [cache.label[idx]]
+    if "bitmap" in sources:
+        bm = np.flatnonzero(cache.bm_split == 0)
+        rasters.append(cache.bm_raster[bm])
+        labels.append(cache.bm_label[bm])
+    rasters, labels = np.concatenate(rasters), np.concatenate(labels)
+    if cfg.limit_train:
+        rasters, labels = rasters[: cfg.limit_train], labels[: cfg.limit_train]
+    return rasters, labels
+
+
+def batches_for_epoch(cfg: TrainConfig, cache: Cache, pool, epoch: int) -> list[np.ndarray]:
+    labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
+    items = pool if cfg.model == "stroke" else np.arange(len(labels))
+    size = cfg.samples_per_epoch or len(items)
+    seed = cfg.seed * 1000 + epoch
+    order = epoch_order(items, labels, cfg.balance_power, len(cache.classes), size, seed)
+    lengths = cache.lengths if cfg.model == "stroke" else None
+    return global_batches(order, cfg.batch_size, lengths, seed)
+
+
+def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float, train: bool, epoch: int):
+    """Yield (inputs tuple, labels) on this rank's device."""
+    if cfg.model == "stroke":
+        rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
+        for x, lengths, y in stroke_batches(cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size):
+            yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
+    else:
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
+        for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size):
+            if train and cfg.augment:
+                x = augment_rasters(x, gen, **RASTER_WARP)
+            x = x.to(info.device).contiguous(memory_format=torch.channels_last)
+            yield (x,), y.to(info.device)
+
+
+def validation_sets(cfg: TrainConfig, cache: Cache) -> dict:
+    """name -> pool of held-out validation items: simplified drawings, and Google's bitmaps for the CNN."""
+    idx = cache.select(Split.VALID, (SIMPLIFIED,))
+    if cfg.limit_train:
+        idx = idx[: max(cfg.limit_train // 4, 8)]
+    if cfg.model == "stroke":
+        return {"drawings": idx}
+    sets = {"drawings": (cache.raster[idx], cache.label[idx])}
+    bm = np.flatnonzero(cache.bm_split == 1)
+    if len(bm) and not cfg.limit_train:
+        sets["bitmaps"] = (cache.bm_raster[bm], cache.bm_label[bm])
+    return sets
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def topk_counts(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(C, 4) float64 per-class counts [n, top1, top3, top5] of one batch."""
+    top = logits.topk(5, dim=1).indices  # (B, 5)
+    hit = top == labels.unsqueeze(1)
+    out = torch.zeros(n_classes, 4, dtype=torch.float64)
+    lab = labels.cpu()
+    for col, k in enumerate((None, 1, 3, 5)):
+        vals = torch.ones(len(lab), dtype=torch.float64) if k is None else hit[:, :k].any(1).cpu().double()
+        out[:, col].index_add_(0, lab, vals)
+    return out
+
+
+def summarize(counts: torch.Tensor, rich: np.ndarray, loss_sum: float) -> dict:
+    c = counts.numpy()
+    n = c[:, 0]
+    has = n > 0
+    total = max(n.sum(), 1)
+    out = {
+        "n": int(n.sum()),
+        "loss": loss_sum / total,
+        "top1": c[:, 1].sum() / total,
+        "top3": c[:, 2].sum() / total,
+        "top5": c[:, 3].sum() / total,
+        "macro_top1": float(np.mean(c[has, 1] / n[has])) if has.any() else 0.0,
+        "macro_top5": float(np.mean(c[has, 3] / n[has])) if has.any() else 0.0,
+    }
+    r = rich & has
+    if r.any():
+        out["rich_top1"] = c[r, 1].sum() / n[r].sum()
+        out["rich_top3"] = c[r, 2].sum() / n[r].sum()
+    return {k: float(v) if not isinstance(v, int) else v for k, v in out.items()}
+
+
+@torch.no_grad()
+def evaluate(cfg, model, cache, pool, info, scale) -> dict:
+    model.eval()
+    labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
+    items = pool if cfg.model == "stroke" else np.arange(len(labels))
+    lengths = cache.lengths if cfg.model == "stroke" else None
+    batches = global_batches(np.sort(items), cfg.batch_size, lengths) if len(items) >= cfg.batch_size else []
+    rest = len(items) % cfg.batch_size if batches else len(items)
+    if rest:
+        batches.append(np.sort(items)[len(items) - rest :])
+    counts = torch.zeros(len(cache.classes), 4, dtype=torch.float64)
+    loss_sum = torch.zeros(1, dtype=torch.float64)
+    for inputs, y in batch_iter(cfg, cache, pool, batches, info, scale, train=False, epoch=0):
+        if len(y) == 0:
+            continue
+        logits = model(*inputs).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double().cpu()
+        counts += topk_counts(logits, y, len(cache.classes))
+    counts = distributed.all_reduce_sum(counts)
+    loss_sum = distributed.all_reduce_sum(loss_sum)
+    model.train()
+    return summarize(counts, cache.rich_classes(), float(loss_sum))
+
+
+def score(metrics: dict) -> float:
+    """One number to keep the best epoch by: accuracy on the common classes and top-5 on the rare ones matter."""
+    return 0.5 * (metrics["top1"] + metrics["macro_top5"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimisation and checkpoints
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module):
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    if cfg.scheduler == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=cfg.plateau_patience)
+    elif cfg.scheduler == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    else:
+        sched = None
+    return opt, sched
+
+
+def save_checkpoint(path: Path, model, opt, sched, state: dict, cfg: TrainConfig) -> None:
+    ckpt = {
+        "model": distributed.unwrap(model).state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else {},
+        "config": asdict(cfg),
+        **state,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by this module (tensors, dicts, lists and numbers only, hence weights_only=True)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train to the end (epochs, early stopping or time budget); returns the best validation metrics."""
+    cfg = resolve(cfg)
+    torch.set_num_threads(cfg.threads)
+    info = distributed.setup(cfg.device)
+    out = Path(cfg.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    cache = load_or_build(cfg.data, cfg.cache)
+    scale = cache.scale()
+    pool = training_pool(cfg, cache)
+    valid = validation_sets(cfg, cache)
+
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.model, cfg.model_config).to(info.device)
+    if cfg.model == "cnn":
+        model = model.to(memory_format=torch.channels_last)
+    opt, sched = make_optimizer(cfg, model)
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "bad_epochs": 0, "elapsed_s": 0.0}
+    last = out / "last.pt"
+    if cfg.resume and last.exists():
+        ckpt = load_checkpoint(last)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt["scheduler"]:
+            sched.load_state_dict(ckpt["scheduler"])
+        state = {k: ckpt[k] for k in state}
+        if info.is_main:
+            print(f"resumed from {last} at epoch {state['epoch']}", flush=True)
+    model = distributed.wrap(model, info)
+    use_amp = bool(cfg.amp) and info.device.type == "cuda"
+    start = time.time() - state["elapsed_s"]
+
+    while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+        epoch = state["epoch"]
+        torch.manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)  # dropout
+        batches = batches_for_epoch(cfg, cache, pool, epoch)
+        bar = tqdm(
+            batch_iter(cfg, cache, pool, batches, info, scale, train=True, epoch=epoch),
+            total=len(batches),
+            desc=f"{cfg.model}-{cfg.recipe} epoch {epoch + 1}",
+            disable=not (info.is_main and cfg.progress),
+            mininterval=10,
+            ncols=100,
+        )
+        t0, seen, loss_sum = time.time(), 0, 0.0
+        for inputs, y in bar:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(*inputs)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.3f}", refresh=False)
+        metrics = {name: evaluate(cfg, model, cache, p, info, scale) for name, p in valid.items()}
+        val_loss = metrics["drawings"]["loss"]
+        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            sched.step(val_loss)
+        elif sched is not None:
+            sched.step()
+        s = score(metrics["drawings"])
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": time.time() - t0,
+            "score": s,
+            **{f"{k}_{m}": v for k, d in metrics.items() for m, v in d.items()},
+        }
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        improved = s > state["best_score"]
+        state["best_score"] = max(s, state["best_score"])
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        state["elapsed_s"] = time.time() - start
+        if info.is_main:
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+            if improved:
+                save_checkpoint(out / "best.pt", model, opt, sched, state, cfg)
+            save_checkpoint(last, model, opt, sched, state, cfg)
+            (out / "history.json").write_text(json.dumps(state["history"], indent=1))
+        if cfg.max_minutes and state["elapsed_s"] > cfg.max_minutes * 60:
+            if info.is_main:
+                print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}", flush=True)
+            break
+    best = max(state["history"], key=lambda r: r["score"]) if state["history"] else {}
+    if info.is_main:
+        summary = {"best": best, "epochs": state["epoch"], "wall_s": state["elapsed_s"], "config": asdict(cfg)}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    distributed.cleanup()
+    return best
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """argparse built from TrainConfig: one flag per field, its comment as the help text."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "model_config":
+            parser.add_argument(flag, type=json.loads, default={}, help="JSON dict of model config overrides")
+            continue
+        parser.add_argument(flag, type=type(f.default), default=f.default)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    best = train(parse_args(argv))
+    if best and not math.isnan(best.get("score", 0.0)):
+        print(f"best epoch {best['epoch']}: score {best['score']:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
