@@ -132,19 +132,44 @@ def first_guess(browser, url) -> list[float]:
     return out
 
 
+def screenshots(browser, url, folder: Path, word: str = "cat") -> None:
+    """docs/img/drawing.png (a real drawing with its guesses) and generating.png (a generation in progress)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page = open_page(browser, url)
+    (record,) = list(iter_drawings(default_data_dir(), kind="raw", words=[word], split=Split.TEST, limit_per_word=1))
+    box = page.locator("#sketchpad canvas").bounding_box()
+    replay(page, record.drawing, box)
+    wait_answers(page, len(record.drawing))
+    page.get_by_text("What each model saw").click()
+    page.wait_for_selector("#model-details img.raster", state="visible")
+    page.screenshot(path=str(folder / "drawing.png"), full_page=False)
+    page.locator("#draw-it").scroll_into_view_if_needed()
+    page.click("#draw-it")
+    page.wait_for_selector("#generated canvas.gen-main")
+    time.sleep(1.2)  # mid-drawing
+    page.locator("#generated").screenshot(path=str(folder / "generating.png"))
+    page.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--drawings", type=int, default=15, help="real drawings to replay (>= 50 strokes in all)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--models", type=Path, help="models folder for the app (default: models/)")
+    parser.add_argument("--screenshots", type=Path, help="save the README screenshots in this folder and stop")
     parser.add_argument("--verbose", action="store_true", help="print each drawing's latencies")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     log = Path("/tmp/sketchlab_bench_app.log")
     t0 = time.perf_counter()
-    with running_app(log) as url, sync_playwright() as p:
+    app_args = ("--models", str(args.models)) if args.models else ()
+    with running_app(log, *app_args) as url, sync_playwright() as p:
         start_s = time.perf_counter() - t0
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        if args.screenshots:
+            screenshots(browser, url, args.screenshots)
+            return
         firsts = first_guess(browser, url)
 
         page = open_page(browser, url)
