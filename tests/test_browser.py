@@ -6,6 +6,7 @@ Waits are for page states (the server's answer number in #guesses, the animation
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -175,3 +176,37 @@ def test_finish_my_drawing_adds_strokes_in_another_colour(page):
               for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 100) n++; return n; }"""
     )
     assert blue > 0
+
+
+def test_export_png_and_ndjson_then_load_replays_the_drawing(page):
+    _stroke(page, ROOF)
+    _stroke(page, WALLS)
+    with page.expect_download() as png:
+        page.click("#sketchpad .sk-png")
+    assert open(png.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download() as nd:
+        page.click("#sketchpad .sk-ndjson")
+    record = json.loads(open(nd.value.path()).read().splitlines()[0])
+    assert len(record["drawing"]) == 2 and all(len(s) == 3 for s in record["drawing"])  # [[x...], [y...], [t...]]
+    assert record["drawing"][1][2][0] >= record["drawing"][0][2][-1]  # times run on across strokes
+
+    page.click("#sketchpad .sk-clear")
+    page.set_input_files(
+        "#sketchpad input[type=file]",
+        files=[{"name": "house.ndjson", "mimeType": "application/x-ndjson", "buffer": json.dumps(record).encode()}],
+    )
+    page.wait_for_function(
+        "window.sketchlab.strokes().length === 2 && !document.querySelector('#sketchpad canvas').dataset.animating"
+    )
+    _answered(page, _seq(page))
+    assert page.locator("#guesses .guess").count() == 5
+    assert _ink(page, "#sketchpad canvas") > 0
+
+
+def test_a_file_that_is_not_a_drawing_leaves_the_canvas_alone(page):
+    _stroke(page, ROOF)
+    page.set_input_files(
+        "#sketchpad input[type=file]", files=[{"name": "x.ndjson", "mimeType": "text/plain", "buffer": b"{oops"}]
+    )
+    page.wait_for_function("/Cannot read/.test(document.querySelector('#sketchpad .sk-status').textContent)")
+    assert page.evaluate("window.sketchlab.strokes().length") == 1
