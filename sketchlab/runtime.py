@@ -173,11 +173,17 @@ def _check_matches(path: Path, manifest: Manifest, session: ort.InferenceSession
         if len(got) != len(shape) or any(
             isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(got, shape, strict=True)
         ):
-            raise ModelError(f"{path}: input {name!r} has shape {got} in the model but {shape} in the manifest")
+            raise ModelError(
+                f"{path}: input {name!r} has shape {got} in the model but {shape} in the manifest; "
+                "re-export the model and its manifest together (see README, 'Training')"
+            )
     for out in session.get_outputs():
         want = manifest.outputs.get(out.name)
         if want is None:
             raise ModelError(f"{path}: output {out.name!r} is not in the manifest; re-export the model")
         last = out.shape[-1] if out.shape else None
         if manifest.kind.endswith("classifier") and isinstance(last, int) and last != len(manifest.classes):
-            raise ModelError(f"{path}: the model has {last} classes but its manifest lists {len(manifest.classes)}")
+            raise ModelError(
+                f"{path}: the model has {last} classes but its manifest lists {len(manifest.classes)}; "
+                "re-export the model and its manifest together (see README, 'Training')"
+            )
