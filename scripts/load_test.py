@@ -40,6 +40,7 @@ from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from sketchlab.data import default_data_dir, iter_drawings  # noqa: E402
+from sketchlab.strokes import MIN_EXTENT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -53,7 +54,7 @@ MAX_GAP_S = 5.0  # a player's pause within a drawing is cut to this (some though
 RSS_EVERY_S = 0.5
 DRAWINGS_PER_WORD = 3
 START_TIMEOUT_S = 120
-REFUSED_BY_DESIGN = "single point"  # a first stroke that is a dot: no extent to scale yet (sketchlab.strokes)
+REFUSED_BY_DESIGN = "single point"  # a dot has no extent to scale (sketchlab.strokes); counted apart if ever sent
 ACCEPT = {"classify_p95_ms": 500.0, "classify_vs_health_p95": 1.5, "rss_growth_mb": 50.0}  # issue 6 acceptance
 
 
@@ -156,6 +157,12 @@ class RssSampler(threading.Thread):
 # The users
 
 
+def has_extent(strokes: list) -> bool:
+    """As the page's sketchpad.js `hasExtent`: a drawing that is one dot so far is not sent for guesses."""
+    xs, ys = [p[0] for s in strokes for p in s], [p[1] for s in strokes for p in s]
+    return max(max(xs) - min(xs), max(ys) - min(ys)) >= MIN_EXTENT
+
+
 def call(client: Client, results: Results, endpoint: str, *args) -> object:
     t = time.perf_counter()
     try:
@@ -187,6 +194,8 @@ def user(n: int, client: Client, drawings: list[Drawing], words: list[str], stop
                 time.sleep(wait)  # the player is still drawing this stroke
             if time.monotonic() >= stop_at:
                 return
+            if not has_extent(drawing.strokes[: i + 1]):  # a first dot: the page sends nothing yet, nor do we
+                continue
             call(client, results, "classify", json.dumps(drawing.strokes[: i + 1]))
             if rng.random() < HEALTH_SHARE:
                 call(client, results, "health")
