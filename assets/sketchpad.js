@@ -7,6 +7,8 @@
 const SIZE = 512; // canvas pixels; strokes are recorded in this frame, whatever size the canvas is shown at
 const LIVE_MS = 150; // while the pen is down, send the drawing this often (about 6.7 times a second)
 const FINISH_HINT_MS = 5000; // the "Finishing…" hint goes away if no answer comes (the error shows as a pop-up)
+const STORE_KEY = 'sketchlab.drawing'; // sessionStorage: this tab only
+const RESUME_GAP_MS = 1000; // the pause recorded between a restored drawing and the next stroke
 const ANSWER_TIMEOUT_MS = 3000; // a request unanswered this long (network trouble) no longer blocks the next
 
 const canvas = element.querySelector('canvas');
@@ -45,6 +47,22 @@ function drawing() {
   const all = strokes.map((s) => s.pts);
   if (current && current.pts.length) all.push(current.pts);
   return all;
+}
+
+// The drawing is also kept in sessionStorage: Gradio reloads the page when it loses the connection to the server,
+// and the drawing must survive that too. Restored at load, with the clock set to continue after its last point.
+function save() {
+  try { sessionStorage.setItem(STORE_KEY, JSON.stringify(strokes)); } catch (err) { /* storage full or off */ }
+}
+
+function restore() {
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || 'null'); } catch (err) { return; }
+  if (!Array.isArray(saved)) return;
+  strokes = saved.filter((s) => s && Array.isArray(s.pts) && s.pts.length
+    && s.pts.every((q) => Array.isArray(q) && q.length === 3 && q.every(Number.isFinite)));
+  const last = strokes.length ? strokes[strokes.length - 1].pts.slice(-1)[0][2] : 0;
+  t0 = performance.now() - last - RESUME_GAP_MS;
 }
 
 function hasExtent(all) {
@@ -122,6 +140,7 @@ function penUp(e) {
       && pts[pts.length - 1][1] === pts[pts.length - 2][1]) pts.pop();
   strokes.push(current);
   current = null;
+  save();
   redraw();
   send();
 }
@@ -134,6 +153,7 @@ function undo() {
   if (current) return;
   if (anim) { anim.cancel(); anim = null; overlay = null; say(''); }
   else if (strokes.length) strokes.pop();
+  save();
   redraw();
   send();
 }
@@ -143,6 +163,7 @@ function clear() {
   strokes = [];
   current = null;
   say('');
+  save();
   redraw();
   send();
 }
@@ -174,6 +195,7 @@ function play(newStrokes, color, speed, gen, after) {
     overlay = null;
     anim = null;
     for (const s of newStrokes) strokes.push({ pts: s, gen });
+    save();
     canvas.dataset.animating = '';
     redraw();
     send();
@@ -242,6 +264,7 @@ function load(text) {
   if (anim) { anim.cancel(); anim = null; overlay = null; }
   strokes = [];
   t0 = performance.now();
+  save();
   redraw();
   const withTimes = rec.strokes.map((s) => s.map((q) => [q[0], q[1], Number.isFinite(q[2]) ? q[2] : 0]));
   say(rec.word ? `Replaying a drawing of “${rec.word}”…` : 'Replaying…');
@@ -265,4 +288,6 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
   target: () => (pending ? seq + 1 : seq), // the request number whose answer will cover the current drawing
 });
 
+restore();
 redraw();
+if (strokes.length) send();

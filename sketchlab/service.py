@@ -13,6 +13,7 @@ tested without a browser or a server. Bad requests raise `DrawingError`; a model
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -20,6 +21,7 @@ import logging
 import math
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,7 +205,8 @@ class Service:
         if not drawing:
             raise DrawingError("the drawing has no strokes")
         classifier = self._need(self.classifier, "classifier")
-        guesses = classifier.classify(drawing, top_k=top_k)
+        with _model_call("classifier"):
+            guesses = classifier.classify(drawing, top_k=top_k)
         return {
             "fused": _guess_list(guesses.fused),
             "stroke": _guess_list(guesses.stroke),
@@ -218,10 +221,11 @@ class Service:
         temperature, seed = check_temperature(temperature), check_seed(seed)
         if not (isinstance(n, int | float) and 1 <= n <= MAX_VARIATIONS and n == int(n)):
             raise DrawingError(f"the number of drawings must be 1 to {MAX_VARIATIONS}, got {n!r}")
-        if int(n) == 1:
-            drawings = [generator.generate(word, temperature=temperature, seed=seed, max_len=MAX_GENERATED_POINTS)]
-        else:
-            drawings = generator.variations(word, int(n), temperature, seed)
+        with _model_call("generator"):
+            if int(n) == 1:
+                drawings = [generator.generate(word, temperature=temperature, seed=seed, max_len=MAX_GENERATED_POINTS)]
+            else:
+                drawings = generator.variations(word, int(n), temperature, seed)
         return [_plain_strokes(d) for d in drawings]
 
     def complete(self, strokes: object, temperature: float = 0.4, seed: int = 0, word: str | None = None) -> dict:
@@ -236,9 +240,10 @@ class Service:
         temperature, seed = check_temperature(temperature), check_seed(seed)
         if word:
             word = self._check_word(word)
-        new = generator.complete(
-            drawing, temperature=temperature, seed=seed, word=word or None, max_len=MAX_GENERATED_POINTS
-        )
+        with _model_call("generator"):
+            new = generator.complete(
+                drawing, temperature=temperature, seed=seed, word=word or None, max_len=MAX_GENERATED_POINTS
+            )
         return {"word": word or None, "strokes": _plain_strokes(new)}
 
     # -- helpers --------------------------------------------------------------------------------------------------
@@ -256,6 +261,19 @@ class Service:
             hint = f"; did you mean {', '.join(close)}?" if close else f"; it knows {len(classes)} categories"
             raise DrawingError(f"unknown category {str(word)[:60]!r}{hint}")
         return word
+
+
+@contextlib.contextmanager
+def _model_call(name: str) -> Iterator[None]:
+    """Let the documented errors through; any other failure inside a model (an ONNX Runtime error, a bug) becomes a
+    `ModelError` naming the model, logged with its traceback, so callers only ever see the two documented types."""
+    try:
+        yield
+    except (DrawingError, ModelError):
+        raise
+    except Exception as e:  # noqa: BLE001
+        log.exception("the %s failed", name)
+        raise ModelError(f"the {name} failed ({type(e).__name__}: {str(e)[:200]}); see the server log") from e
 
 
 def _load_part(name: str, module: str, cls_name: str, models_dir: str | Path, problems: list[str]) -> Any:

@@ -51,7 +51,7 @@ def browser(tmp_path_factory):
 def page(browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
     page.set_default_timeout(WAIT_MS)
-    errors = []
+    errors = page.console_errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(browser.app_url)
@@ -210,3 +210,20 @@ def test_a_file_that_is_not_a_drawing_leaves_the_canvas_alone(page):
     )
     page.wait_for_function("/Cannot read/.test(document.querySelector('#sketchpad .sk-status').textContent)")
     assert page.evaluate("window.sketchlab.strokes().length") == 1
+
+
+def test_a_failed_request_keeps_the_drawing_and_the_next_stroke_is_guessed(page):
+    page.route("**/gradio_api/run/predict", lambda route: route.abort())  # the server is unreachable
+    _stroke(page, ROOF)
+    _stroke(page, WALLS)
+    assert page.evaluate("window.sketchlab.strokes().length") == 2
+    assert "Draw something" in _bars(page)  # no answer came
+    page.unroute("**/gradio_api/run/predict")
+    # Gradio reloads the page once it reaches the server again; the drawing survives that and gets its guesses
+    page.wait_for_selector("#guesses .guess")
+    assert page.evaluate("window.sketchlab.strokes().length") == 2
+    page.console_errors.clear()  # the aborted request was logged by the browser: expected here
+    _stroke(page, DOOR)
+    _answered(page, _seq(page))
+    assert page.evaluate("window.sketchlab.strokes().length") == 3
+    assert page.console_errors == []

@@ -208,6 +208,17 @@ def test_complete_returns_only_new_strokes_and_passes_the_word(service):
         service.complete(SQUARE, word="zebra")
 
 
+def test_a_model_that_fails_inside_gives_model_error(service):
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT")
+
+    service.classifier.classify = broken
+    service.generator.generate = service.generator.complete = broken
+    for call in (lambda: service.classify(SQUARE), lambda: service.generate("cat"), lambda: service.complete(SQUARE)):
+        with pytest.raises(ModelError, match="failed .RuntimeError: .ONNXRuntimeError"):
+            call()
+
+
 def test_health_and_categories(service):
     health = service.health()
     assert health["models"] == {"classifier": True, "generator": True}
