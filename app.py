@@ -160,6 +160,7 @@ def build(service: Service) -> gr.Blocks:
                 categories,
                 value=default_word,
                 label="Category (type to search)",
+                info="“recognised”: how often the classifier named the generator's own drawings of it",
                 filterable=True,
                 elem_id="category",
                 scale=2,

@@ -42,7 +42,9 @@ MAX_VARIATIONS = 6  # side by side on the page; each costs one ~50 ms sampling l
 MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are rarely better
 COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invisible
 RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
-QUALITY_KEYS = ("recognized_top5", "recognized_top1", "top5", "top1", "score")  # preferred quality figure, if present
+# generator_quality.json per class (training/evaluate_generator.py): the share of its drawings the fused classifier
+# recognises; the first figure present is shown beside the category, under this name
+QUALITY_KEYS = {"top1": "recognised", "top3": "top-3", "top5": "top-5"}
 
 _PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
@@ -299,11 +301,10 @@ def _guess_list(guesses: Any) -> list[dict] | None:
 def _quality_label(word: str, quality: Any) -> str:
     if not isinstance(quality, dict):
         return word
-    for key in (*QUALITY_KEYS, *quality):
+    for key, name in QUALITY_KEYS.items():
         value = quality.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            shown = f"{value:.0%}" if 0 <= value <= 1 else f"{value:.3g}"
-            return f"{word} · {key.replace('_', ' ')} {shown}"
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+            return f"{word} · {name} {value:.0%}"
     return word
 
 

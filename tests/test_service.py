@@ -63,7 +63,7 @@ class FakeClassifier:
 class FakeGenerator:
     classes = WORDS[:4]
     provider = "CPUExecutionProvider"
-    quality = {"cat": {"recognized_top5": 0.75}, "dog": {"other": 12.5}}
+    quality = {"cat": {"n": 100, "top1": 0.75, "top3": 0.9}, "dog": {"top3": 0.5}, "house": {"top1": float("nan")}}
 
     def __init__(self):
         self.completed_as = None
@@ -224,8 +224,8 @@ def test_health_and_categories(service):
     assert health["models"] == {"classifier": True, "generator": True}
     assert health["provider"] == "CPUExecutionProvider" and health["problems"] == [] and health["version"]
     labels = dict((w, label) for label, w in service.categories())
-    assert labels["cat"] == "cat · recognized top5 75%" and labels["dog"] == "dog · other 12.5"
-    assert labels["house"] == "house"
+    assert labels["cat"] == "cat · recognised 75%" and labels["dog"] == "dog · top-3 50%"
+    assert labels["house"] == "house" == labels["tree"]  # no usable figure
 
 
 def test_load_from_an_empty_folder_keeps_serving_and_says_why(tmp_path):
