@@ -375,21 +375,57 @@ def print_report(report: dict) -> None:
         for kind, n in list(kinds.items())[:4]:
             print(f"  {name:24s} {n:7,}  {kind}")
     print(f"\nslowest cases: {[(s['seconds'], s['entry']) for s in report['slowest']]}")
-    print(f"memory {report['rss_mb']} MB, threads {report['threads']}, healthy {report['healthy']}")
+    print(f"memory (MB) {report['rss_mb']}, threads {report['threads']}, healthy {report['healthy']}")
     print(f"undocumented errors: {len(report['undocumented'])}")
+
+
+def _worker(models: str, cases: int, seed: int) -> dict:
+    """One process of a parallel session: its own service and payload stream (seed)."""
+    service = Service.load(models)
+    return run_session(service, cases, seed, log=lambda msg: print(f"[seed {seed}] {msg}", flush=True))
+
+
+def merge(reports: list[dict], seconds: float) -> dict:
+    """The reports of parallel workers as one (counts summed, the slowest cases and failures pooled)."""
+    out = {**reports[0], "cases": sum(r["cases"] for r in reports), "seconds": round(seconds, 1)}
+    out["seed"] = [r["seed"] for r in reports]
+    for name in WEIGHTS:
+        total: Counter = Counter()
+        errors: Counter = Counter()
+        for r in reports:
+            total.update(r["per_entry_point"][name])
+            errors.update(r["documented_errors"][name])
+        out["per_entry_point"][name] = {k: round(v, 1) if k == "seconds" else v for k, v in total.items()}
+        out["documented_errors"][name] = dict(errors.most_common(12))
+    out["undocumented"] = [f for r in reports for f in r["undocumented"]]
+    out["healthy"] = all(r["healthy"] for r in reports)
+    out["rss_mb"] = [r["rss_mb"] for r in reports]
+    out["threads"] = [r["threads"] for r in reports]
+    out["slowest"] = sorted((c for r in reports for c in r["slowest"]), key=lambda c: -c["seconds"])[:5]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=10_000, help="payloads to try, over all entry points")
     parser.add_argument("--seed", type=int, default=0, help="seed of the payload generator (a run is repeatable)")
+    parser.add_argument("--workers", type=int, default=1, help="processes, each with seed + i and its share of cases")
     parser.add_argument("--models", type=Path, default=MODELS_DIR, help="models folder to serve from")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
-    service = Service.load(args.models)
-    for problem in service.problems:
-        print(f"model problem: {problem}")
-    report = run_session(service, args.cases, args.seed)
+    start = time.perf_counter()
+    if args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        shares = [args.cases // args.workers + (i < args.cases % args.workers) for i in range(args.workers)]
+        with ProcessPoolExecutor(args.workers) as pool:
+            futures = [pool.submit(_worker, str(args.models), n, args.seed + i) for i, n in enumerate(shares)]
+            report = merge([f.result() for f in futures], time.perf_counter() - start)
+    else:
+        service = Service.load(args.models)
+        for problem in service.problems:
+            print(f"model problem: {problem}")
+        report = run_session(service, args.cases, args.seed)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")

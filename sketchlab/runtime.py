@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,17 @@ class Model:
         return dict(zip(names, self.session.run(names, inputs), strict=True))
 
 
-def load_onnx(name_or_path: str | Path, models_dir: str | Path = MODELS_DIR, threads: int | None = None) -> Model:
+def load_onnx(
+    name_or_path: str | Path,
+    models_dir: str | Path = MODELS_DIR,
+    threads: int | None = None,
+    expect_inputs: Collection[str] | None = None,
+) -> Model:
     """Load `models/<name>.onnx` and its manifest, check they agree, and open a session on the best provider.
 
-    Raises `ModelError` naming the file and the fix when a file is missing or corrupt, or when the manifest's
-    inputs or class count do not match the ONNX graph.
+    Raises `ModelError` naming the file and the fix when a file is missing or corrupt, when the manifest's
+    inputs or class count do not match the ONNX graph, or when the graph's inputs are not `expect_inputs` (the
+    names the calling code feeds: a file exported by another version would otherwise fail at the first request).
     """
     path = Path(name_or_path)
     if path.suffix != ".onnx":
@@ -156,6 +163,12 @@ def load_onnx(name_or_path: str | Path, models_dir: str | Path = MODELS_DIR, thr
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
         raise ModelError(f"model file {path} cannot be loaded ({type(e).__name__}: {e}); restore it from git") from e
     _check_matches(path, manifest, session)
+    graph_inputs = sorted(i.name for i in session.get_inputs())
+    if expect_inputs is not None and graph_inputs != sorted(expect_inputs):
+        raise ModelError(
+            f"{path} takes the inputs {graph_inputs} but this version of sketchlab feeds {sorted(expect_inputs)}: "
+            "the file comes from another version; re-export it (see README, 'Training') or restore it from git"
+        )
     if providers[0] == CUDA and session.get_providers()[0] != CUDA:
         warnings.warn(f"{path.name}: CUDA provider refused the model, running on CPU", stacklevel=2)
     return Model(manifest, session, path)

@@ -6,7 +6,7 @@ what users get) and builds the stand-ins otherwise.
 
     stroke.onnx             strokes (B, T, 5), lengths (B,)  -> logits (B, C)     mean row @ W + length * w
     cnn.onnx                image (B, 1, 28, 28)             -> logits (B, C)     flattened image @ W
-    generator_encoder.onnx  strokes (B, T, 5)                -> mu, sigma_hat (B, Z)
+    generator_encoder.onnx  strokes (B, T, 5), label (B,)    -> mu, sigma_hat (B, Z)
     generator_decoder.onnx  prev (B, 5), z (B, Z), label (B,), h, c (B, H) -> log_pi (B, M), mu, log_sigma (B, M, 2),
                             rho (B, M), pen_logits (B, 3), h_out, c_out (B, H)
 """
@@ -105,23 +105,27 @@ def generator_models(folder: Path, classes=WORDS, seed: int = 3) -> None:
     config = {"z_size": Z, "dec_hidden": H, "n_mixtures": M, "n_classes": n, "unknown_class": n}
     common = dict(classes=classes, scale_factor=SCALE, config=config)
 
+    enc_in = {"strokes": ["B", "T", 5], "label": ["B"]}
     enc_out = {"mu": ["B", Z], "sigma_hat": ["B", Z]}
     nodes = [
         helper.make_node("ReduceMean", ["strokes"], ["mean"], axes=[1], keepdims=0),  # (B, 5)
-        helper.make_node("MatMul", ["mean", "w_mu"], ["mu"]),
+        helper.make_node("Gather", ["enc_embed", "label"], ["e"], axis=0),  # (B, Z)
+        helper.make_node("MatMul", ["mean", "w_mu"], ["mu_x"]),
+        helper.make_node("Add", ["mu_x", "e"], ["mu"]),
         helper.make_node("MatMul", ["mean", "w_sigma"], ["sigma_hat"]),
     ]
-    inits = [_weight("w_mu", (5, Z), rng), _weight("w_sigma", (5, Z), rng)]
+    inits = [_weight("w_mu", (5, Z), rng), _weight("w_sigma", (5, Z), rng), _weight("enc_embed", (n + 1, Z), rng)]
+    label = helper.make_tensor_value_info("label", TensorProto.INT64, ["B"])
     _save(
         folder / "generator_encoder.onnx",
         nodes,
-        [_f32("strokes", ["B", "T", 5])],
+        [_f32("strokes", ["B", "T", 5]), label],
         [_f32(k, v) for k, v in enc_out.items()],
         inits,
     )
-    _manifest(
-        "generator_encoder", "generator_encoder", inputs={"strokes": ["B", "T", 5]}, outputs=enc_out, **common
-    ).save(folder / "generator_encoder.json")
+    _manifest("generator_encoder", "generator_encoder", inputs=enc_in, outputs=enc_out, **common).save(
+        folder / "generator_encoder.json"
+    )
 
     dec_in = {"prev": ["B", 5], "z": ["B", Z], "label": ["B"], "h": ["B", H], "c": ["B", H]}
     dec_out = {

@@ -192,6 +192,16 @@ def test_generator_halves_from_different_exports_are_refused(models, caplog):
     assert service.generator is None and service.classify(HOUSE)["fused"]
 
 
+def test_a_file_from_another_version_is_refused_at_load_not_at_the_first_request(models):
+    """A graph and manifest that agree with each other, but not with what this code feeds (an older export)."""
+    from sketchlab.runtime import load_onnx
+
+    expected = set(json.loads((models / "generator_encoder.json").read_text())["inputs"])
+    load_onnx("generator_encoder", models, expect_inputs=expected)
+    with pytest.raises(ModelError, match=r"generator_encoder\.onnx takes the inputs .* another version.*re-export"):
+        load_onnx("generator_encoder", models, expect_inputs=expected | {"extra"})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The app itself, started broken
 
