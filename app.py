@@ -30,6 +30,7 @@ from sketchlab.service import (  # noqa: E402
     MAX_SEED,
     MAX_VARIATIONS,
     TEMPERATURE_RANGE,
+    WARMUP_DRAWING,
     Service,
     details_html,
     guesses_html,
@@ -41,7 +42,6 @@ DEFAULT_PORT = 7860  # Gradio's usual port
 API_CONCURRENCY = 4  # API requests run at once; ONNX Runtime sessions are thread-safe, and there are few cores
 DEFAULT_TEMPERATURE = 0.4  # sketch-rnn samples look clean near 0.2-0.5
 DEFAULT_VARIATIONS = 3
-WARMUP_STROKES = [[[0, 0, 0], [40, 30, 16], [80, 10, 32]], [[10, 60, 200], [70, 60, 216]]]  # any small drawing
 log = logging.getLogger("sketchlab.app")
 
 
@@ -197,8 +197,21 @@ def build(service: Service) -> gr.Blocks:
             queue=False,
             api_visibility="private",
         )
-        pad.finish(on_finish, [temperature, seed, speed], pad, show_progress="hidden", api_visibility="private")
-        draw.click(on_generate, [word, temperature, seed, n, speed], generated, api_visibility="private")
+        pad.finish(
+            on_finish,
+            [temperature, seed, speed],
+            pad,
+            show_progress="hidden",
+            api_visibility="private",
+            concurrency_limit=API_CONCURRENCY,
+        )
+        draw.click(
+            on_generate,
+            [word, temperature, seed, n, speed],
+            generated,
+            api_visibility="private",
+            concurrency_limit=API_CONCURRENCY,
+        )
 
         gr.api(classify, api_name="classify", concurrency_limit=API_CONCURRENCY)
         gr.api(generate, api_name="generate", concurrency_limit=API_CONCURRENCY)
@@ -213,7 +226,7 @@ def warm_up_live_path(demo: gr.Blocks, url: str) -> None:
     (live,) = [fn for fn in demo.fns.values() if fn.name == "on_strokes"]
     body = {
         "data": [],
-        "event_data": {"strokes": WARMUP_STROKES, "seq": 0},
+        "event_data": {"strokes": WARMUP_DRAWING, "seq": 0},
         "fn_index": live._id,
         "trigger_id": live.targets[0][0],
         "session_hash": "warm-up",

@@ -46,6 +46,7 @@ RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # recognises; the first figure present is shown beside the category, under this name
 QUALITY_KEYS = {"top1": "recognised", "top3": "top-3", "top5": "top-5"}
 
+WARMUP_DRAWING = [[[0, 0, 0], [40, 30, 16], [80, 10, 32]], [[10, 60, 200], [70, 60, 216]]]  # any small drawing
 _PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
@@ -165,8 +166,9 @@ class Service:
             except Exception as e:  # noqa: BLE001 - a broken model must not stop the app; record why
                 self.problems.append(f"classifier warm-up failed: {type(e).__name__}: {e}")
         if self.generator is not None and self.generator.classes:
-            try:
+            try:  # both graphs: the decoder (drawing from scratch) and the encoder (finishing a drawing)
                 self.generator.generate(self.generator.classes[0], temperature=0.5, seed=0, max_len=16)
+                self.generator.complete(WARMUP_DRAWING, temperature=0.5, seed=0, max_len=16)
             except Exception as e:  # noqa: BLE001
                 self.problems.append(f"generator warm-up failed: {type(e).__name__}: {e}")
 
