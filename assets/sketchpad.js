@@ -110,19 +110,19 @@ function settle() { if (anim) anim.finish(); } // end any animation now, keeping
 // --- pen ---------------------------------------------------------------------------------------------------------
 
 canvas.addEventListener('pointerdown', (e) => {
-  if (e.pointerType === 'mouse' && e.button !== 0) return;
+  if ((e.pointerType === 'mouse' && e.button !== 0) || current) return; // one pen at a time (a second finger is ignored)
   e.preventDefault();
   settle();
   canvas.setPointerCapture(e.pointerId);
   if (!strokes.length) t0 = performance.now();
-  current = { pts: [point(e)], gen: false };
+  current = { pts: [point(e)], gen: false, id: e.pointerId };
   dirty = true;
   live = setInterval(() => { if (dirty && current) { dirty = false; send(); } }, LIVE_MS);
   redraw();
 });
 
 canvas.addEventListener('pointermove', (e) => {
-  if (!current) return;
+  if (!current || e.pointerId !== current.id) return;
   const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
   for (const ev of events.length ? events : [e]) current.pts.push(point(ev));
   dirty = true;
@@ -130,7 +130,7 @@ canvas.addEventListener('pointermove', (e) => {
 });
 
 function penUp(e) {
-  if (!current) return;
+  if (!current || e.pointerId !== current.id) return;
   if (e.type === 'pointerup') current.pts.push(point(e));
   clearInterval(live);
   live = null;
@@ -138,7 +138,7 @@ function penUp(e) {
   const pts = current.pts;
   if (pts.length > 1 && pts[pts.length - 1][0] === pts[pts.length - 2][0]
       && pts[pts.length - 1][1] === pts[pts.length - 2][1]) pts.pop();
-  strokes.push(current);
+  strokes.push({ pts, gen: false });
   current = null;
   save();
   redraw();
