@@ -113,7 +113,7 @@ canvas.addEventListener('pointerdown', (e) => {
   if ((e.pointerType === 'mouse' && e.button !== 0) || current) return; // one pen at a time (a second finger is ignored)
   e.preventDefault();
   settle();
-  canvas.setPointerCapture(e.pointerId);
+  try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* a pointer the browser no longer tracks */ }
   if (!strokes.length) t0 = performance.now();
   current = { pts: [point(e)], gen: false, id: e.pointerId };
   dirty = true;

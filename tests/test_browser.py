@@ -132,6 +132,26 @@ def test_guesses_update_while_the_pen_is_down(page):
     assert page.evaluate("window.sketchlab.strokes().length") == 1
 
 
+@pytest.mark.parametrize("kind", ["pen", "touch"])
+def test_pen_and_touch_pointers_draw_too(page, kind):
+    box = _box(page)
+    page.evaluate(
+        """([kind, x, y]) => {
+          const c = document.querySelector('#sketchpad canvas');
+          const at = (type, dx, dy) => c.dispatchEvent(new PointerEvent(type, {pointerType: kind, pointerId: 7,
+            isPrimary: true, bubbles: true, clientX: x + dx, clientY: y + dy, pressure: 0.5}));
+          at('pointerdown', 40, 40);
+          for (let i = 1; i <= 20; i++) at('pointermove', 40 + 10 * i, 40 + 6 * i);
+          at('pointerup', 240, 160);
+        }""",
+        [kind, box["x"], box["y"]],
+    )
+    assert page.evaluate("window.sketchlab.strokes().length") == 1
+    assert len(page.evaluate("window.sketchlab.strokes()[0]")) >= 20
+    _answered(page, _seq(page))
+    assert page.locator("#guesses .guess").count() == 5
+
+
 def test_undo_and_clear(page):
     _stroke(page, ROOF)
     _stroke(page, WALLS)
