@@ -7,6 +7,7 @@ const SK_GEN_INK = '#1769e0'; // the model's strokes: another colour, so the use
 const SK_LINE_WIDTH = 4; // px on a 512 px canvas: close to the game's pen, wide enough to read when scaled down
 const SK_BACKGROUND = '#ffffff'; // exported PNGs are opaque, like the game's screenshots
 const SK_STEP_MS = 14; // replay pace per point when a drawing has no usable timing (about 70 points a second)
+const SK_PEN_UP_MS = 150; // pause added between generated strokes, as a person lifts the pen (model times are even)
 const SK_MAX_GAP_MS = 350; // longer pauses (thinking between strokes) are shortened on replay
 
 function skClear(ctx) {

@@ -6,6 +6,9 @@ const BIG = 384; // px, the first drawing
 const SMALL = 192; // px, the variations beside it
 const MARGIN = 0.08; // of the canvas side, left blank around a drawing
 
+// Add pen-up pauses: stroke k starts k * SK_PEN_UP_MS later than the model's evenly spaced times say.
+const withPauses = (strokes) => strokes.map((s, k) => s.map((q) => [q[0], q[1], (q[2] || 0) + k * SK_PEN_UP_MS]));
+
 const row = element.querySelector('.gen-row');
 const caption = element.querySelector('.gen-caption');
 let running = [];
@@ -20,7 +23,7 @@ watch('value', () => {
   caption.textContent = msg.caption || '';
   let left = msg.drawings.length;
   element.dataset.state = left ? 'drawing' : 'done';
-  msg.drawings.forEach((strokes, k) => {
+  msg.drawings.map(withPauses).forEach((strokes, k) => {
     const size = k === 0 ? BIG : SMALL;
     const canvas = document.createElement('canvas');
     canvas.width = size;

@@ -212,7 +212,8 @@ watch('value', () => {
   // the model's points keep the user's timeline: shift its times to start now
   const base = Math.round(performance.now() - t0);
   const first = msg.strokes[0][0][2] || 0;
-  const shifted = msg.strokes.map((s) => s.map((q) => [q[0], q[1], base + Math.max(0, (q[2] || 0) - first)]));
+  const shifted = msg.strokes.map((s, k) => s.map((q) => [q[0], q[1],
+    base + Math.max(0, (q[2] || 0) - first) + k * SK_PEN_UP_MS]));
   say(msg.word ? `Finished as “${msg.word}”.` : 'Finished.');
   play(shifted, SK_GEN_INK, msg.speed || 1, true);
 });
