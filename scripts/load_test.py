@@ -19,9 +19,11 @@ Bounded: at most MAX_USERS users, MAX_SECONDS seconds and MAX_REQUESTS requests;
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
+import ssl
 import statistics
 import subprocess
 import sys
@@ -52,6 +54,7 @@ GENERATE_SHARE = 0.2  # chance of a /generate call after each drawing ("a few ge
 PAUSE_S = (1.0, 3.0)  # between two drawings of one user: looking at the guesses, clearing the canvas
 MAX_GAP_S = 5.0  # a player's pause within a drawing is cut to this (some thought for a minute mid-drawing)
 RSS_EVERY_S = 0.5
+CLIENT_POLL_S = 0.002  # --client-poll / the floor's last layer: gradio_client's 50 ms answer poll cut to this
 DRAWINGS_PER_WORD = 3
 START_TIMEOUT_S = 120
 REFUSED_BY_DESIGN = "single point"  # a dot has no extent to scale (sketchlab.strokes); counted apart if ever sent
@@ -213,8 +216,23 @@ def generator_words(client: Client) -> list[str]:
     return []
 
 
-def run_load(url: str, pid: int, users: int, seconds: float, drawings: list[Drawing]) -> dict:
-    clients = [Client(url, verbose=False) for _ in range(users)]
+def make_client(url: str, shared_ssl: bool = False) -> Client:
+    """A gradio_client user. Stock, gradio_client opens a new httpx client for every request (`httpx.post` to join
+    the queue, `httpx.Client` for the answer stream), and each one loads the CA bundle: about 33 ms of CPU, twice a
+    request, even for http://127.0.0.1. `shared_ssl` hands it one ready SSL context instead (`ssl_verify` is passed
+    to httpx as `verify`), which still verifies https but costs nothing per request."""
+    if not shared_ssl:
+        return Client(url, verbose=False)
+    return Client(url, verbose=False, ssl_verify=_ssl_context())
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def run_load(url: str, pid: int, users: int, seconds: float, drawings: list[Drawing], shared_ssl: bool = False) -> dict:
+    clients = [make_client(url, shared_ssl) for _ in range(users)]
     words = generator_words(clients[0])
     warm = Results()
     for c in clients:  # one round trip each before the clock starts: connections open, sessions made
@@ -282,10 +300,11 @@ def acceptance(report: dict) -> dict:
 # The floor: one user, the same no-op endpoint through each layer
 
 
-def floor(url: str, n: int = 200) -> dict:
+def floor(url: str, n: int = 200, pid: int | None = None) -> dict:
     """`health` latency for one sequential user, layer by layer: a plain HTTP GET, the direct REST call that skips
     the queue (/gradio_api/run/health), the queue's REST protocol (POST /gradio_api/call/health, then read its SSE
-    stream), and gradio_client (queue join + the session's shared SSE stream + thread hand-offs)."""
+    stream), and gradio_client (queue join + the session's shared SSE stream + thread hand-offs). With the server's
+    pid, the CPU time each request costs the server is measured too (and always the client's)."""
     base = url.rstrip("/")
 
     def get(path: str) -> None:
@@ -303,24 +322,65 @@ def floor(url: str, n: int = 200) -> dict:
         event_id = json.loads(post("/gradio_api/call/health", {"data": []}))["event_id"]
         get(f"/gradio_api/call/health/{event_id}")
 
-    client = Client(url, verbose=False)
+    client, fast = make_client(url), make_client(url, shared_ssl=True)
     layers = {
         "http_get_favicon": lambda: get("/favicon.ico"),
         "direct_run_no_queue": lambda: post("/gradio_api/run/health", {"data": []}),
         "rest_queue_call_sse": rest_queue,
         "gradio_client_predict": lambda: client.predict(api_name="/health"),
+        "gradio_client_shared_ssl": lambda: fast.predict(api_name="/health"),
+        "gradio_client_shared_ssl_poll_2ms": lambda: fast.predict(api_name="/health"),
     }
     out = {}
     for name, fn in layers.items():
-        for _ in range(10):  # warm-up
-            fn()
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
+        with client_poll(CLIENT_POLL_S if name.endswith("poll_2ms") else None):
+            for _ in range(10):  # warm-up
+                fn()
+            times = []
+            server0, client0 = cpu_seconds(pid), time.process_time()
+            for _ in range(n):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            server_cpu, client_cpu = cpu_seconds(pid) - server0, time.process_time() - client0
         out[name] = summary(times)
+        out[name]["client_cpu_ms_per_request"] = round(1000 * client_cpu / n, 2)
+        if pid:
+            out[name]["server_cpu_ms_per_request"] = round(1000 * server_cpu / n, 2)
     return out
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0 without a pid), from /proc/<pid>/stat."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def client_poll(seconds: float | None):
+    """For the analysis only: gradio_client waits for each answer by polling its message queue with
+    `time.sleep(0.05)` (gradio_client/utils.py, stream_sse_v1plus and check_for_cancel). Within this context its
+    sleeps are cut to `seconds`, to measure how much of the floor that poll is. None: the stock client."""
+    if seconds is None:
+        yield
+        return
+    import gradio_client.utils as client_utils
+
+    class _Time:
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(s: float) -> None:
+            time.sleep(min(s, seconds))
+
+    client_utils.time = _Time()
+    try:
+        yield
+    finally:
+        client_utils.time = time
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -395,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for its memory")
     parser.add_argument("--models", type=Path, help="models folder for the app it starts")
     parser.add_argument("--floor", action="store_true", help="measure the one-user floor layer by layer instead")
+    parser.add_argument(
+        "--shared-ssl", action="store_true", help="analysis: give each client one SSL context (see make_client)"
+    )
+    parser.add_argument(
+        "--client-poll", action="store_true", help=f"analysis: cut gradio_client's 50 ms poll to {CLIENT_POLL_S} s"
+    )
     parser.add_argument("--floor-requests", type=int, default=200, help="with --floor: requests per layer")
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--log", type=Path, default=Path("/tmp/sketchlab_load_app.log"), help="the started app's log")
@@ -416,10 +482,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with target() as (url, pid):
         if args.floor:
-            report = {"floor": floor(url, min(args.floor_requests, 5_000))}
+            report = {"floor": floor(url, min(args.floor_requests, 5_000), pid)}
             print(json.dumps(report, indent=1))
         else:
-            report = run_load(url, pid, args.users, args.seconds, load_drawings())
+            with client_poll(CLIENT_POLL_S if args.client_poll else None):
+                report = run_load(url, pid, args.users, args.seconds, load_drawings(), args.shared_ssl)
+            report["client"] = {"poll_s": CLIENT_POLL_S if args.client_poll else 0.05, "shared_ssl": args.shared_ssl}
             print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -46,4 +46,4 @@ def test_a_short_run_against_the_app(tmp_path):
     assert report["endpoints"]["classify"]["requests"] > 0 and report["endpoints"]["health"]["requests"] > 0
     assert report["rss_mb"]["samples"] and report["rss_mb"]["growth"] is not None
     assert set(report["acceptance"]) >= {"zero_errors", "rss_growth_le_50mb"}
-    assert set(layers) == {"http_get_favicon", "direct_run_no_queue", "rest_queue_call_sse", "gradio_client_predict"}
+    assert {"http_get_favicon", "direct_run_no_queue", "rest_queue_call_sse", "gradio_client_predict"} <= set(layers)
