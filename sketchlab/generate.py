@@ -131,9 +131,8 @@ class Generator:
         label = self.unknown_class if word is None else self.label(word)
         user = normalize(prepared.stroke3, self.scale)  # (N, 3) offsets in scale units, simplified frame
         user5 = to_stroke5(user)  # (N + 1, 5), start token first, the last point marked as a pen lift
-        enc = self.encoder.run(strokes=user5[None, 1:])
-        z = enc["mu"].astype(np.float32)  # (1, Z): the drawing's own latent, not a random one
         labels = np.array([label], dtype=np.int64)
+        z = self.encoder.run(strokes=user5[None, 1:], label=labels)["mu"]  # (1, Z): the drawing's own latent
         rng = np.random.default_rng(seed)
         prefix = user5[:, None, :]  # (N + 1, 1, 5): start token, then every user row
         rows = (

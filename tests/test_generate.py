@@ -57,7 +57,7 @@ def tiny_models(tmp_path_factory) -> Path:
         "--models-dir",
         str(models),
     ]
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=900)
     return models
 
 

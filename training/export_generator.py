@@ -27,11 +27,11 @@ from .train_generator import load_model
 DEFAULT_CHECKPOINT = Path("checkpoints/generator_shipped/last.pt")
 OPSET = 17
 PARITY_TOLERANCE = 1e-4  # float32 LSTM in torch vs ONNX Runtime typically differs by ~1e-7; more means a wrong graph
-ENCODER_INPUTS = {"strokes": ["B", "T", STROKE5]}
+ENCODER_INPUTS = {"strokes": ["B", "T", STROKE5], "label": ["B"]}
 ENCODER_FORMAT = (
     "strokes: stroke-5 rows [dx, dy, p1, p2, p3] of whole drawings without the start token or padding, offsets "
-    "divided by scale_factor, in the 0..255 simplified frame (sketchlab.prepare). Outputs: mu and sigma_hat (log "
-    "variance) of q(z | drawing)."
+    "divided by scale_factor, in the 0..255 simplified frame (sketchlab.prepare); label: class index, or "
+    "config.unknown_class when the class is not known. Outputs: mu and sigma_hat (log variance) of q(z | drawing, class)."
 )
 DECODER_FORMAT = (
     "One decoder step. prev: the previous stroke-5 row (start token [0,0,1,0,0] first); z: latent (prior N(0, I) or "
@@ -60,7 +60,8 @@ def _shapes(cfg) -> tuple[dict, dict, dict]:
 def _example_inputs(cfg, part: str, batch: int = 2, steps: int = 7) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     if part == "encoder":
-        return {"strokes": torch.randn(batch, steps, STROKE5, generator=g)}
+        labels = torch.tensor([cfg.n_classes, 0][:batch] + [1] * max(0, batch - 2), dtype=torch.int64)
+        return {"strokes": torch.randn(batch, steps, STROKE5, generator=g), "label": labels}
     return {
         "prev": torch.randn(batch, STROKE5, generator=g),
         "z": torch.randn(batch, cfg.z_size, generator=g),
@@ -77,7 +78,7 @@ def export_part(checkpoint: Path, part: str, models_dir: Path) -> Path:
     enc_outputs, dec_inputs, dec_outputs = _shapes(cfg)
     if part == "encoder":
         module, inputs, outputs, fmt = EncoderForExport(model), ENCODER_INPUTS, enc_outputs, ENCODER_FORMAT
-        dynamic = {"strokes": {0: "B", 1: "T"}, "mu": {0: "B"}, "sigma_hat": {0: "B"}}
+        dynamic = {"strokes": {0: "B", 1: "T"}, "label": {0: "B"}, "mu": {0: "B"}, "sigma_hat": {0: "B"}}
     else:
         module, inputs, outputs, fmt = DecoderStep(model), dec_inputs, dec_outputs, DECODER_FORMAT
         dynamic = {name: {0: "B"} for name in [*dec_inputs, *dec_outputs]}

@@ -1,6 +1,6 @@
 """Class-conditioned sketch-rnn: a sequence-to-sequence VAE over stroke-5 drawings (Ha & Eck 2017), plus a class.
 
-    encoder:  stroke-5 (B, T, 5) --BiLSTM--> [h_fwd; h_bwd] (B, 2 He) --Linear--> mu, sigma_hat (B, Z)   (eqs. 1-2)
+    encoder:  [stroke-5; e_class] (B, T, 5 + E) --BiLSTM--> [h_fwd; h_bwd] (B, 2 He) --Linear--> mu, sigma_hat (eqs. 1-2)
               z = mu + exp(sigma_hat / 2) * N(0, I)                                                          (eq. 2)
     decoder:  input at step i = [S_{i-1}; z; e_class]  (B, 5 + Z + E) --LSTM(Hd)--> y_i (B, 6M + 3)          (eq. 3-4)
               y_i = [pi_hat (M), mu_x (M), mu_y (M), sigma_hat_x (M), sigma_hat_y (M), rho_hat (M), q_hat (3)]
@@ -10,12 +10,14 @@
               L_KL = -1/(2Z) sum(1 + sigma_hat - mu^2 - exp(sigma_hat)), floored at kl_min                  (eqs. 11-12)
 
 Differences from the paper, and why:
-- The class embedding e_class joins z at every decoder step, so one model draws all classes on request.
+- The class embedding e_class joins z at every decoder step, so one model draws all classes on request, and it
+  joins every encoder input too (a conditional VAE, q(z | drawing, class)): z then needs to carry only the style
+  of a drawing, not its class. Without that, z carries the class (the KL floor lets it carry a few nats free), the decoder
+  learns to read the class from z, and drawings from the prior N(0, I) look like whatever class z happens to suggest.
 - During training the class is replaced by an extra "unknown" class with probability `class_dropout`, so the same
   decoder also continues a drawing whose class is not given ("finish my drawing" without a word).
 - The decoder state starts at zero instead of tanh(W z): z and the class enter at every step anyway, and the decoder
   step exported to ONNX then needs no separate initialisation graph.
-- The encoder sees only the drawing (no class), so it can encode a user's drawing before anyone knows its class.
 """
 
 from __future__ import annotations
@@ -92,17 +94,18 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
-        self.lstm = nn.LSTM(STROKE5, cfg.enc_hidden, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(STROKE5 + cfg.class_embed, cfg.enc_hidden, batch_first=True, bidirectional=True)
         self.to_mu = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
         self.to_sigma = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
 
-    def forward(self, strokes: torch.Tensor, lengths: torch.Tensor | None = None):
-        """strokes (B, T, 5) without the start token; lengths (B,) or None when all drawings fill T.
-        Returns mu, sigma_hat, each (B, Z); sigma_hat is a log variance."""
+    def forward(self, strokes: torch.Tensor, class_emb: torch.Tensor, lengths: torch.Tensor | None = None):
+        """strokes (B, T, 5) without the start token; class_emb (B, E); lengths (B,) or None when all drawings fill
+        T. Returns mu, sigma_hat, each (B, Z); sigma_hat is a log variance."""
+        x = torch.cat([strokes, class_emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)], dim=-1)  # (B, T, 5 + E)
         if lengths is None:
-            _, (h, _) = self.lstm(strokes)  # h: (2, B, He), last state of each direction
+            _, (h, _) = self.lstm(x)  # h: (2, B, He), last state of each direction
         else:
-            packed = nn.utils.rnn.pack_padded_sequence(strokes, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, (h, _) = self.lstm(packed)
         h = torch.cat([h[0], h[1]], dim=-1)  # (B, 2 He)
         return self.to_mu(h), self.to_sigma(h)
@@ -137,11 +140,12 @@ class SketchRNN(nn.Module):
     def forward(self, stroke5: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
         """Teacher-forced pass. stroke5 (B, T + 1, 5) with the start token in row 0; lengths (B,) drawing rows;
         labels (B,). Returns (MixtureParams for the T targets, mu, sigma_hat)."""
-        mu, sigma_hat = self.encoder(stroke5[:, 1:], lengths)  # (B, Z) each
-        z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)  # reparameterisation (eq. 2)
         if self.training and self.cfg.class_dropout > 0:
             drop = torch.rand(labels.shape, device=labels.device) < self.cfg.class_dropout
             labels = torch.where(drop, torch.full_like(labels, self.cfg.unknown_class), labels)
+        e = self.decoder.class_embedding(labels)  # (B, E), shared by encoder and decoder
+        mu, sigma_hat = self.encoder(stroke5[:, 1:], e, lengths)  # (B, Z) each
+        z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)  # reparameterisation (eq. 2)
         y, _ = self.decoder(stroke5[:, :-1], z, labels)  # predicts rows 1..T from rows 0..T-1
         return split_params(y.float(), self.cfg.n_mixtures), mu.float(), sigma_hat.float()
 
@@ -167,14 +171,15 @@ def kl_loss(mu: torch.Tensor, sigma_hat: torch.Tensor, kl_min: float) -> tuple[t
 
 
 class EncoderForExport(nn.Module):
-    """stroke-5 (B, T, 5) of whole drawings (no start token, no padding) -> mu, sigma_hat (B, Z)."""
+    """stroke-5 (B, T, 5) of whole drawings (no start token, no padding) and label (B,) -> mu, sigma_hat (B, Z)."""
 
     def __init__(self, model: SketchRNN):
         super().__init__()
         self.encoder = model.encoder
+        self.class_embedding = model.decoder.class_embedding
 
-    def forward(self, strokes: torch.Tensor):
-        return self.encoder(strokes, None)
+    def forward(self, strokes: torch.Tensor, label: torch.Tensor):
+        return self.encoder(strokes, self.class_embedding(label), None)
 
 
 class DecoderStep(nn.Module):

@@ -53,8 +53,8 @@ class TrainConfig:
     min_lr: float = 1e-5  # floor of the decay (sketch-rnn: 1e-5)
     weight_decay: float = 0.0  # AdamW weight decay; the baseline recipe uses 1e-5
     grad_clip: float = 1.0  # gradient norm clip (sketch-rnn: 1.0)
-    kl_weight: float = 0.5  # w_KL (sketch-rnn: 0.5 to 1.0); higher makes prior samples closer to real drawings
-    kl_min: float = 0.2  # KL floor (eq. 12): below it the KL term has no gradient (sketch-rnn: 0.2)
+    kl_weight: float = 1.0  # w_KL (sketch-rnn: 0.5 to 1.0); higher makes samples from the prior closer to real drawings
+    kl_min: float = 0.1  # KL floor (eq. 12), nats a dimension free of the KL gradient (sketch-rnn: 0.2; lower: the prior fits better)
     kl_eta_min: float = 0.01  # annealing start: w_KL is scaled by 1 - (1 - eta_min) R^step (eq. 13)
     kl_decay: float = 0.9995  # R: the KL weight reaches 90% of w_KL after ~4.6k steps
     enc_hidden: int = 192  # encoder LSTM size per direction
