@@ -396,11 +396,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def started_app(models: Path | None, log_path: Path):
-    """app.py on a free loopback port; yields (url, pid) once it answers."""
+def started_app(models: Path | None, log_path: Path, env: dict[str, str] | None = None):
+    """app.py on a free loopback port; yields (url, pid) once it answers. `env`: its whole environment."""
     port = free_port()
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)] + (["--models", str(models)] if models else [])
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"} if env is None else env
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

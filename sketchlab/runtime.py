@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
-from .errors import ModelError
+# onnxruntime 1.31 sends usage events to mobile.events.data.microsoft.com from a background thread (OneDS telemetry,
+# on Linux too) unless this is set before it is imported; found by tests/test_security.py's proxy trap.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+import onnxruntime as ort  # noqa: E402
+
+from .errors import ModelError  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 CUDA = "CUDAExecutionProvider"

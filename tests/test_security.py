@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -67,24 +68,26 @@ class ProxyTrap(threading.Thread):
                     self.attempts.append(b"?")
 
 
+TELEMETRY_WAIT_S = 15  # onnxruntime's OneDS telemetry first sends about 10 s after import
+
+
+def trapped_env(trap: ProxyTrap) -> dict[str, str]:
+    """This environment with every HTTP(S) proxy pointing at the trap, and Gradio's analytics variable unset (the
+    code under test must turn it off itself)."""
+    proxy = f"http://127.0.0.1:{trap.port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADIO_ANALYTICS_ENABLED", "ORT_DISABLE_TELEMETRY")}
+    return {**env, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy, "NO_PROXY": "127.0.0.1,localhost"}
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     trap = ProxyTrap()
     trap.start()
-    proxy = f"http://127.0.0.1:{trap.port}"
-    saved = {k: os.environ.get(k) for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")}
-    os.environ.update(HTTP_PROXY=proxy, HTTPS_PROXY=proxy, ALL_PROXY=proxy, NO_PROXY="127.0.0.1,localhost")
-    os.environ.pop("GRADIO_ANALYTICS_ENABLED", None)  # app.py must turn analytics off by itself
+    env = {**trapped_env(trap), "PYTHONUNBUFFERED": "1"}
     try:
-        with started_app(None, tmp_path_factory.mktemp("app") / "app.log") as (url, pid):
-            yield url, pid, trap
+        with started_app(None, tmp_path_factory.mktemp("app") / "app.log", env=env) as (url, pid):
+            yield url, pid, trap, time.monotonic()
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
         trap.sock.close()
 
 
@@ -126,7 +129,7 @@ def listening_addresses(pid: int) -> set[str]:
 
 
 def test_app_listens_on_loopback_only(app):
-    url, pid, _ = app
+    url, pid, *_ = app
     assert listening_addresses(pid) == {"127.0.0.1"}
     source = (ROOT / "app.py").read_text()
     assert re.search(r'^DEFAULT_HOST = "127\.0\.0\.1"', source, re.M)
@@ -161,7 +164,7 @@ def traversal_paths(canary: Path) -> list[str]:
 
 
 def test_no_file_outside_assets_is_served(app, canary_file):
-    url, _, _ = app
+    url, *_ = app
     leaks = []
     secrets = (SECRET.encode(), b"root:x:0:0", b"SketchLab web app", b"[core]", b'"classes"', b"[project]")
     for path in traversal_paths(canary_file):
@@ -172,11 +175,10 @@ def test_no_file_outside_assets_is_served(app, canary_file):
 
 
 def test_no_connection_to_outside_hosts(app):
-    url, _, trap = app
-    status, _ = get(url, "/")  # the page, the config and a call: nothing phones home on the way
-    assert status == 200
-    assert get(url, "/config")[0] == 200
-    assert trap.attempts == []
+    url, _, trap, started = app
+    assert get(url, "/")[0] == 200 and get(url, "/config")[0] == 200  # the page and its config
+    time.sleep(max(0.0, started + TELEMETRY_WAIT_S - time.monotonic()))  # long enough for onnxruntime's telemetry
+    assert trap.attempts == [], trap.attempts
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,18 +287,29 @@ def test_no_secrets_in_tracked_files():
 
 
 @pytest.mark.slow
-def test_the_trap_catches_a_gradio_app_with_analytics_on(tmp_path):
-    """The outside-connection check is not vacuous: stock Gradio with analytics on is caught (by the local trap:
-    nothing leaves the machine, the proxy only records the CONNECT line)."""
-    trap = ProxyTrap()
-    trap.start()
-    proxy = f"http://127.0.0.1:{trap.port}"
-    env = {**os.environ, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy, "NO_PROXY": "127.0.0.1"}
-    env["GRADIO_ANALYTICS_ENABLED"] = "True"
-    code = (
-        "import gradio as gr, time\nwith gr.Blocks() as demo:\n    gr.Markdown('x')\n"
-        "demo.launch(prevent_thread_lock=True, quiet=True)\ntime.sleep(5)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, timeout=120)
-    trap.sock.close()
-    assert any(b"CONNECT" in a for a in trap.attempts)
+def test_the_trap_catches_stock_gradio_and_onnxruntime_but_not_sketchlab(tmp_path):
+    """The outside-connection check is not vacuous: stock Gradio with analytics on, and a bare `import onnxruntime`
+    (OneDS telemetry), are caught by the local trap (nothing leaves the machine: the trap only reads the CONNECT
+    line); `sketchlab.runtime`, which sets ORT_DISABLE_TELEMETRY before importing onnxruntime, is not."""
+    programs = {
+        "gradio": "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('x')\n"
+        "demo.launch(prevent_thread_lock=True, quiet=True)\n",
+        "onnxruntime": "import onnxruntime\n",
+        "sketchlab": "import sketchlab.runtime\n",
+    }
+    traps, procs = {}, {}
+    for name, code in programs.items():
+        traps[name] = trap = ProxyTrap()
+        trap.start()
+        env = {**trapped_env(trap), "PYTHONPATH": str(ROOT)}
+        if name == "gradio":
+            env["GRADIO_ANALYTICS_ENABLED"] = "True"
+        code += f"import time\ntime.sleep({TELEMETRY_WAIT_S})\n"
+        procs[name] = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    for name, proc in procs.items():
+        proc.wait(timeout=180)
+        traps[name].sock.close()
+    caught = {name: [a.split(b"\r\n")[0] for a in trap.attempts] for name, trap in traps.items()}
+    assert any(b"api.gradio.app" in a for a in caught["gradio"]), caught
+    assert any(b"events.data.microsoft.com" in a for a in caught["onnxruntime"]), caught
+    assert caught["sketchlab"] == [], caught
