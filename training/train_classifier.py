@@ -254,7 +254,7 @@ def validation_sets(cfg: TrainConfig, cache: Cache) -> dict:
 
 def topk_counts(logits: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
     """(C, 4) float64 per-class counts [n, top1, top3, top5] of one batch."""
-    top = logits.topk(5, dim=1).indices  # (B, 5)
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, 5)
     hit = top == labels.unsqueeze(1)
     out = torch.zeros(n_classes, 4, dtype=torch.float64)
     lab = labels.cpu()
@@ -371,6 +371,7 @@ def train(cfg: TrainConfig) -> dict:
     pool = training_pool(cfg, cache)
     valid = validation_sets(cfg, cache)
 
+    cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.model_config).to(info.device)
     if cfg.model == "cnn":

@@ -1,0 +1,81 @@
+"""Two CPU processes (torchrun, gloo) take the same optimiser steps as one process on the classifier training.
+
+Each rank gets every second item of each global batch and DDP averages the gradients, so the runs agree up to
+floating-point order and batch norm's per-rank statistics (8 drawings per rank instead of 16): a loose tolerance.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from training.classifier_data import synthetic_cache
+from training.train_classifier import load_checkpoint
+
+TINY = '{"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}'
+PARAM_TOL = 0.05  # max abs difference of any weight after 4 steps (lr 1e-2); initial weights move by ~0.04 per step
+LOSS_TOL = 0.05  # relative difference of the validation loss
+
+
+def _args(cache, out):
+    return [
+        "-m",
+        "training.train_classifier",
+        "--model",
+        "stroke",
+        "--recipe",
+        "shipped",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--samples-per-epoch",
+        "64",
+        "--augment",
+        "0",
+        "--lr",
+        "0.01",
+        "--progress",
+        "0",
+        "--model-config",
+        TINY,
+    ]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(tmp_path):
+    cache = tmp_path / "cache.npz"
+    synthetic_cache(n_classes=4, per_class=24).save(cache)
+    one = subprocess.run([sys.executable, *_args(cache, tmp_path / "one")], capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            *_args(cache, tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 1
+    diff = max((a["model"][k].float() - b["model"][k].float()).abs().max().item() for k in a["model"])
+    assert diff < PARAM_TOL
+    la, lb = a["history"][0]["drawings_loss"], b["history"][0]["drawings_loss"]
+    assert abs(la - lb) / la < LOSS_TOL
+    # The validation counts are summed over both ranks: every validation drawing is counted once.
+    assert a["history"][0]["drawings_n"] == b["history"][0]["drawings_n"]
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # really two different runs

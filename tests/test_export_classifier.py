@@ -1,0 +1,92 @@
+"""training.export_classifier: ONNX export with dynamic axes, saved shapes, parity with torch, manifests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from sketchlab.runtime import load_onnx
+from training.classifier_data import synthetic_cache
+from training.export_classifier import check_shapes
+from training.models_classifier import build
+from training.train_classifier import TrainConfig, load_checkpoint, train
+
+CLASSES = [f"shape{c}" for c in range(4)]
+TINY = {
+    "stroke": {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 2, "bidirectional": True, "dropout": 0.0},
+    "cnn": {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0},
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    synthetic_cache(n_classes=4, per_class=16).save(root / "cache.npz")
+    for kind in ("stroke", "cnn"):
+        cfg = TrainConfig(
+            model=kind,
+            cache=str(root / "cache.npz"),
+            out=str(root / kind),
+            epochs=1,
+            batch_size=16,
+            samples_per_epoch=32,
+            progress=0,
+            model_config=TINY[kind],
+        )
+        train(cfg)
+        code = (
+            "from pathlib import Path; from training.export_classifier import export_one; "
+            f"export_one({kind!r}, Path({str(root / kind / 'best.pt')!r}), Path({str(root / 'models')!r}), "
+            f"classes={CLASSES!r}, scale=12.5)"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)  # its own process, as the real export does
+    return root
+
+
+@pytest.mark.parametrize("kind", ["stroke", "cnn"])
+def test_export_keeps_batch_and_time_dynamic(exported, kind):
+    path = exported / "models" / f"{kind}.onnx"
+    check_shapes(path, kind)
+    dims = {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in onnx.load(path).graph.input
+    }
+    if kind == "stroke":
+        assert dims == {"strokes": ["B", "T", 5], "lengths": ["B"]}
+    else:
+        assert dims == {"image": ["B", 1, 28, 28]}
+
+
+@pytest.mark.parametrize("kind", ["stroke", "cnn"])
+def test_onnx_matches_torch(exported, kind):
+    ckpt = load_checkpoint(exported / kind / "best.pt")
+    model = build(kind, ckpt["config"]["model_config"]).eval()
+    model.load_state_dict(ckpt["model"])
+    onnx_model = load_onnx(exported / "models" / f"{kind}.onnx")
+    for batch, length in ((1, 3), (2, 250)):
+        if kind == "stroke":
+            x = torch.randn(batch, length, 5)
+            inputs = (x, torch.full((batch,), length))
+            feed = {"strokes": x.numpy(), "lengths": inputs[1].numpy()}
+        else:
+            inputs = (torch.rand(batch, 1, 28, 28),)
+            feed = {"image": inputs[0].numpy()}
+        with torch.no_grad():
+            want = model(*inputs).numpy()
+        got = onnx_model.run(**feed)["logits"]
+        assert np.abs(got - want).max() <= 1e-4
+
+
+def test_manifests_carry_what_serving_needs(exported):
+    stroke = load_onnx(exported / "models" / "stroke.onnx").manifest
+    cnn = load_onnx(exported / "models" / "cnn.onnx").manifest
+    assert stroke.classes == CLASSES == cnn.classes
+    assert stroke.scale_factor == 12.5 and cnn.scale_factor is None
+    assert stroke.config["max_points"] == 200 and stroke.kind == "stroke_classifier"
+    assert stroke.preprocessing_version and stroke.metrics["onnx_parity_max_abs_diff"] <= 1e-4
+    assert "valid_best_epoch" in cnn.metrics and cnn.data["sources"]
+    assert (exported / "models" / "stroke.onnx").stat().st_size < 10e6

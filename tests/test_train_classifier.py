@@ -1,0 +1,186 @@
+"""training.train_classifier, training.classifier_data and training.models_classifier on a tiny synthetic cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.classifier_data import (
+    Cache,
+    balanced_weights,
+    collate_strokes,
+    epoch_order,
+    global_batches,
+    rank_slice,
+    stroke_tensor,
+    synthetic_cache,
+)
+from training.models_classifier import CNNConfig, SketchCNN, StrokeClassifier, StrokeConfig, conv_lengths
+from training.train_classifier import (
+    TrainConfig,
+    load_checkpoint,
+    parse_args,
+    resolve,
+    summarize,
+    topk_counts,
+    train,
+)
+
+TINY_STROKE = {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}
+TINY_CNN = {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def cache_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache") / "tiny.npz"
+    synthetic_cache(n_classes=4, per_class=24).save(path)
+    return path
+
+
+def tiny_config(cache_path, out, model="stroke", **kw) -> TrainConfig:
+    base = dict(
+        model=model,
+        recipe="shipped",
+        cache=str(cache_path),
+        out=str(out),
+        epochs=2,
+        batch_size=16,
+        samples_per_epoch=64,
+        progress=0,
+        model_config=TINY_STROKE if model == "stroke" else TINY_CNN,
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+
+
+def test_recipe_fills_unset_fields_and_keeps_explicit_ones():
+    cfg = resolve(TrainConfig(model="stroke", recipe="baseline", lr=0.5, augment=0))
+    assert cfg.optimizer == "sgd" and cfg.clip_norm == 1.0 and cfg.max_points == 100
+    assert cfg.lr == 0.5  # set explicitly
+    assert cfg.model_config["conv_channels"] == (32, 64, 128) and cfg.model_config["bidirectional"] is False
+    shipped = resolve(TrainConfig(model="cnn", recipe="shipped", augment=0))
+    assert shipped.augment == 0 and shipped.sources == "simplified,raw,bitmap" and shipped.balance_power == 0.5
+    with pytest.raises(ValueError, match="no recipe"):
+        resolve(TrainConfig(model="cnn", recipe="fancy"))
+
+
+def test_argparse_is_built_from_the_dataclass():
+    cfg = parse_args(["--model", "stroke", "--max-minutes", "2.5", "--model-config", '{"hidden": 4}'])
+    assert cfg.model == "stroke" and cfg.max_minutes == 2.5 and cfg.model_config == {"hidden": 4}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def test_cache_round_trip(tmp_path):
+    cache = synthetic_cache(n_classes=3, per_class=5)
+    cache.save(tmp_path / "c.npz")
+    back = Cache.load(tmp_path / "c.npz")
+    assert back.classes == cache.classes
+    np.testing.assert_array_equal(back.stroke3(4), cache.stroke3(4))
+    assert back.raster.shape == (15, 28, 28)
+
+
+def test_balanced_weights_flatten_the_class_distribution():
+    labels = np.array([0] * 90 + [1] * 10)
+    p = balanced_weights(labels, 0.5, 2)
+    share = np.array([p[labels == 0].sum(), p[labels == 1].sum()])
+    np.testing.assert_allclose(share, np.sqrt([90, 10]) / np.sqrt([90, 10]).sum())
+    np.testing.assert_allclose(balanced_weights(labels, 0.0, 2), 1 / 100)
+
+
+def test_epoch_order_is_deterministic_and_batches_bucket_by_length():
+    items = np.arange(100)
+    labels = items % 3
+    a = epoch_order(items, labels, 0.5, 3, 64, seed=7)
+    assert np.array_equal(a, epoch_order(items, labels, 0.5, 3, 64, seed=7))
+    lengths = np.random.default_rng(0).integers(1, 200, 100)
+    batches = global_batches(a, 16, lengths, seed=7)
+    assert len(batches) == 4 and all(len(b) == 16 for b in batches)
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < np.ptp(lengths)  # sorted windows: less padding than random batches
+
+
+def test_rank_slices_partition_a_global_batch():
+    batch = np.arange(12)
+    parts = [rank_slice(batch, r, 3) for r in range(3)]
+    assert sorted(np.concatenate(parts).tolist()) == batch.tolist()
+
+
+def test_stroke_tensor_crops_and_collate_pads():
+    s3 = np.zeros((50, 3), np.float32)
+    s3[:, 0] = 1
+    s3[-1, 2] = 1
+    x = stroke_tensor(s3, 2.0, 20)
+    assert x.shape == (21, 5) and x[1, 0] == 0.5 and x[-1, 3] == 1  # cut drawings end with a pen lift
+    batch, lengths = collate_strokes([x, x[:5]])
+    assert batch.shape == (2, 21, 5) and lengths.tolist() == [21, 5] and batch[1, 5:, 4].eq(1).all()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models and metrics
+
+
+def test_models_give_logits_for_any_batch_and_length():
+    m = StrokeClassifier(StrokeConfig(n_classes=7, hidden=8, conv_channels=(8, 8, 8))).eval()
+    for t in (1, 9, 64):
+        assert m(torch.randn(3, t, 5), torch.full((3,), t)).shape == (3, 7)
+    assert conv_lengths(torch.tensor([1, 8, 9]), 3, 2).tolist() == [1, 1, 2]
+    cnn = SketchCNN(CNNConfig(n_classes=7, strides=(2, 2, 1))).eval()
+    assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 7)
+
+
+def test_topk_counts_and_summary():
+    logits = torch.tensor([[3.0, 2, 1, 0, -1, -2], [0, 3, 2, 1, -1, -2], [0, 1, 2, 3, 4, 5]])
+    counts = topk_counts(logits, torch.tensor([0, 2, 0]), 6)
+    assert counts[0].tolist() == [2, 1, 1, 1] and counts[2].tolist() == [1, 0, 1, 1]
+    s = summarize(counts, np.array([True] + [False] * 5), loss_sum=3.0)
+    assert s["top1"] == pytest.approx(1 / 3) and s["macro_top1"] == pytest.approx(0.25) and s["loss"] == 1.0
+    assert s["rich_top1"] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+
+
+def test_training_saves_resumable_checkpoints(cache_path, tmp_path):
+    best = train(tiny_config(cache_path, tmp_path, epochs=2))
+    assert best["epoch"] in (1, 2)
+    ckpt = load_checkpoint(tmp_path / "last.pt")  # weights_only=True
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2 and ckpt["config"]["model"] == "stroke"
+    assert (tmp_path / "best.pt").exists() and json.loads((tmp_path / "history.json").read_text())
+    train(tiny_config(cache_path, tmp_path, epochs=3))
+    resumed = load_checkpoint(tmp_path / "last.pt")
+    assert resumed["epoch"] == 3 and [r["epoch"] for r in resumed["history"]] == [1, 2, 3]
+
+
+def test_training_is_seeded(cache_path, tmp_path):
+    a = train(tiny_config(cache_path, tmp_path / "a", model="cnn", epochs=1))
+    b = train(tiny_config(cache_path, tmp_path / "b", model="cnn", epochs=1))
+    assert a["train_loss"] == b["train_loss"] and a["drawings_loss"] == b["drawings_loss"]
+
+
+def test_cnn_learns_the_synthetic_shapes(cache_path, tmp_path):
+    cfg = tiny_config(cache_path, tmp_path, model="cnn", epochs=6, samples_per_epoch=160, lr=3e-3, augment=0)
+    train(cfg)
+    history = load_checkpoint(tmp_path / "last.pt")["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert max(r["drawings_top1"] for r in history) > 0.4  # 4 classes: chance is 0.25
+
+
+def test_early_stopping_ends_a_run_that_does_not_improve(cache_path, tmp_path):
+    cfg = tiny_config(cache_path, tmp_path, epochs=10, lr=1e-12, patience=1, scheduler="none")
+    train(cfg)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] < 10
+
+
+def test_time_budget_stops_after_an_epoch(cache_path, tmp_path):
+    train(tiny_config(cache_path, tmp_path, epochs=10, max_minutes=1e-6))
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1

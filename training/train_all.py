@@ -1,0 +1,126 @@
+"""Train and export every shipped model from scratch, with one command:
+
+    python -m training.train_all --data ../shared/quickdraw
+
+Steps (wall time of each written to runs/train_all.json):
+  1. the classifier cache (sketchlab preprocessing of every drawing, ~1 min);
+  2. the stroke model and the CNN, side by side (one CPU thread each: this machine has 2 cores), each stopping at
+     its epoch limit, early stopping or --minutes;
+  3. (--baselines) the two baseline recipes, for the README table;
+  4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
+     the manifests, plots;
+  5. the generator: `python -m training.train_generator --data DIR`, then `python -m training.export_generator`.
+Use --resume to continue interrupted runs instead of starting over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+from sketchlab.data import default_data_dir
+from training.classifier_data import DEFAULT_CACHE
+from training.train_classifier import RUNS
+
+PY = sys.executable
+
+
+def run(cmd: list[str], log: dict, name: str) -> None:
+    print(f"[train_all] {name}: {' '.join(cmd)}", flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True)
+    log[name] = round(time.time() - t, 1)
+
+
+def run_parallel(cmds: dict[str, list[str]], log: dict, name: str) -> None:
+    """Start the commands together and wait for all (each trains on its own core)."""
+    t = time.time()
+    procs = {}
+    for key, cmd in cmds.items():
+        print(f"[train_all] {key}: {' '.join(cmd)}", flush=True)
+        procs[key] = subprocess.Popen(cmd)
+    failed = [key for key, p in procs.items() if p.wait() != 0]
+    log[name] = round(time.time() - t, 1)
+    if failed:
+        raise SystemExit(f"[train_all] failed: {failed}")
+
+
+def train_cmd(model: str, recipe: str, args) -> list[str]:
+    cmd = [
+        PY,
+        "-m",
+        "training.train_classifier",
+        "--model",
+        model,
+        "--recipe",
+        recipe,
+        "--data",
+        args.data,
+        "--cache",
+        args.cache,
+        "--threads",
+        str(args.threads),
+        "--progress",
+        "0",
+    ]
+    if args.minutes:
+        cmd += ["--max-minutes", str(args.minutes)]
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(default_data_dir()))
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE))
+    parser.add_argument("--minutes", type=float, default=45.0, help="time budget of each classifier training")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training process")
+    parser.add_argument("--baselines", action="store_true", help="also train the two baseline recipes")
+    parser.add_argument("--skip-generator", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="continue runs/<model>-<recipe> instead of restarting")
+    args = parser.parse_args(argv)
+    log: dict[str, float] = {}
+    start = time.time()
+
+    run([PY, "-m", "training.classifier_data", "--data", args.data, "--cache", args.cache], log, "cache")
+    recipes = ["shipped"] + (["baseline"] if args.baselines else [])
+    for recipe in recipes:
+        if not args.resume:
+            for model in ("stroke", "cnn"):
+                shutil.rmtree(RUNS / f"{model}-{recipe}", ignore_errors=True)
+        cmds = {f"{model}-{recipe}": train_cmd(model, recipe, args) for model in ("stroke", "cnn")}
+        run_parallel(cmds, log, f"train_{recipe}")
+
+    run([PY, "-m", "training.export_classifier"], log, "export")
+    run([PY, "-m", "training.fuse", "--data", args.data, "--cache", args.cache], log, "fuse")
+    run(
+        [
+            PY,
+            "-m",
+            "training.evaluate",
+            "--data",
+            args.data,
+            "--json",
+            str(RUNS / "eval_test.json"),
+            "--summary",
+            str(RUNS / "acceptance.json"),
+            "--update-manifests",
+        ],
+        log,
+        "evaluate",
+    )
+    run([PY, "-m", "training.plots", "--data", args.data], log, "plots")
+    if not args.skip_generator:
+        run([PY, "-m", "training.train_generator", "--data", args.data], log, "train_generator")
+        run([PY, "-m", "training.export_generator"], log, "export_generator")
+    log["total"] = round(time.time() - start, 1)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    (RUNS / "train_all.json").write_text(json.dumps(log, indent=1) + "\n")
+    print(f"[train_all] done in {log['total'] / 60:.1f} min: {json.dumps(log)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
