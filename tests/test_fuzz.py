@@ -227,3 +227,18 @@ def test_fuzz_session_payloads_raise_only_documented_errors(service):
     assert report["undocumented"] == [] and report["healthy"]
     assert sum(s["cases"] for s in report["per_entry_point"].values()) == 400
     assert all(s["cases"] > 0 for s in report["per_entry_point"].values())
+
+
+@pytest.mark.slow
+def test_page_events_and_api_over_http_answer_every_payload(tmp_path):
+    """The app itself: its page events (as the page sends them) and API endpoints get fuzzed payloads over HTTP;
+    every answer is data or a message (never an unhandled exception), and /health answers the same after."""
+    from _tiny_models import tiny_models
+
+    from scripts.fuzz import http_session
+    from scripts.load_test import started_app
+
+    with started_app(tiny_models(tmp_path / "models"), tmp_path / "app.log") as (url, _):
+        report = http_session(url, cases=150, seed=3, drawings=real_drawings(40), log=lambda *_: None)
+    assert report["undocumented"] == [] and report["healthy"]
+    assert report["cases"] == 150 and len(report["per_event"]) == 6
