@@ -2,6 +2,7 @@
 
     python -m scripts.fuzz --cases 100000                 # the shipped models in models/
     python -m scripts.fuzz --cases 2000 --models DIR --json fuzz.json
+    python -m scripts.fuzz --cases 3000 --http http://127.0.0.1:7860/   # a running app, over HTTP (fuzz_http.py)
 
 Each case makes one payload and calls one entry point with it (chosen by `WEIGHTS`): `prepare.from_canvas`,
 `service.parse_strokes`, `service.classify`, `service.complete` and `service.generate` (for which the category,
@@ -26,10 +27,6 @@ import re
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -294,7 +291,7 @@ def _kind_of(message: str) -> str:
     return re.sub(r"\d[\d,.e+-]*", "N", message)[:90]
 
 
-def _describe(payload: object) -> str:
+def describe(payload: object) -> str:
     """A short printable form of a payload, for the failure list (deep nesting defeats repr and json)."""
     try:
         text = (
@@ -332,13 +329,13 @@ def run_session(service: Service, cases: int, seed: int = 0, drawings: list[list
         except Exception as e:  # noqa: BLE001 - exactly what the session looks for
             outcome = "undocumented"
             failures.append(
-                {"entry": name, "error": f"{type(e).__name__}: {str(e)[:300]}", "payload": _describe(payload)}
+                {"entry": name, "error": f"{type(e).__name__}: {str(e)[:300]}", "payload": describe(payload)}
             )
             log(f"UNDOCUMENTED {name}: {failures[-1]['error']}\n  payload: {failures[-1]['payload']}")
         dt = time.perf_counter() - t
         stats[name][outcome] += 1
         seconds[name] += dt
-        slowest = sorted([*slowest, (dt, name, _describe(payload)[:120])], reverse=True)[:5]
+        slowest = sorted([*slowest, (dt, name, describe(payload)[:120])], reverse=True)[:5]
         if (i + 1) % CANARY_EVERY == 0:
             healthy = healthy and _canary(service) == canary
             log(f"{i + 1:>8,} cases  {time.perf_counter() - start:7.1f} s  rss {rss_mb():6.0f} MB  healthy {healthy}")
@@ -383,94 +380,6 @@ def print_report(report: dict) -> None:
     print(f"undocumented errors: {len(report['undocumented'])}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Over HTTP: the page's events and the API of a running app
-
-
-def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def _queued(base: str, fn_index: int, data: list, event_data: object = None) -> dict:
-    """One event through Gradio's queue, as the page sends it: join, then read the session's stream to the end."""
-    session = uuid.uuid4().hex[:12]
-    body = {"fn_index": fn_index, "data": data, "event_data": event_data, "session_hash": session}
-    status, text = _post(f"{base}/gradio_api/queue/join", body)
-    if status != 200:
-        return {"http": status, "error": text[:200].decode(errors="replace"), "title": "join refused"}
-    with urllib.request.urlopen(f"{base}/gradio_api/queue/data?session_hash={session}", timeout=60) as stream:
-        for line in stream:
-            if line.startswith(b"data:"):
-                msg = json.loads(line[5:])
-                if msg.get("msg") == "process_completed":
-                    return msg.get("output") or {}
-    return {"error": "the stream ended without an answer"}
-
-
-GRADIO_INPUT_CHECK = "Could not preprocess input component"  # Gradio's own check of a value against its component
-
-
-def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | None = None, log=print) -> dict:
-    """Throw `cases` payloads at a running app's page events and API over HTTP (loopback only).
-
-    Every answer must be data, an error raised as `gr.Error` (it carries a `duration`: the app's own messages and
-    Gradio's range checks) or Gradio's refusal of a value its component cannot take; any other error is an
-    exception the app did not turn into a message."""
-    base = url.rstrip("/")
-    if urllib.parse.urlsplit(base).hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError("the HTTP fuzz runs against loopback addresses only")
-    rng, drawings = random.Random(seed), drawings or real_drawings()
-    config = json.loads(urllib.request.urlopen(f"{base}/config", timeout=30).read())
-    deps = config["dependencies"]
-    stats: dict[str, Counter] = defaultdict(Counter)
-    failures = []
-    health = next(i for i, d in enumerate(deps) if d.get("api_name") == "health")
-    targets = [i for i in range(len(deps)) if i != health]
-    before = _queued(base, health, []).get("data")
-    for _ in range(cases):
-        i = rng.choice(targets)
-        dep = deps[i]
-        name = str(dep.get("api_name") or i)
-        values = [random_temperature(rng) if rng.random() < 0.5 else random_json(rng) for _ in dep["inputs"]]
-        payload = random_payload(rng, drawings)
-        if isinstance(payload, bytes):
-            payload = payload.decode("utf-8", errors="replace")
-        try:
-            json.dumps(payload)
-        except (RecursionError, ValueError):  # too deep for a JSON body: send the same depth as text
-            payload = "[" * 200_000 + "]" * 200_000
-        if values and name in ("classify", "complete"):
-            values[0] = payload if isinstance(payload, str) else json.dumps(payload, default=str)
-        event = {"strokes": payload, "seq": rng.choice((1, -1, "x", None, 1e309))}
-        try:
-            if dep.get("queue") is False:  # the live guesses: one direct call, as the page makes it
-                body = {"fn_index": i, "data": values, "event_data": event, "session_hash": uuid.uuid4().hex[:12]}
-                status, text = _post(f"{base}/gradio_api/run/predict", body)
-                out = json.loads(text) if text.startswith(b"{") else {"error": text[:200].decode(errors="replace")}
-            else:
-                out = _queued(base, i, values, event)
-        except (OSError, ValueError) as e:
-            out = {"error": f"no answer: {type(e).__name__}: {e}"}
-        if "error" not in out or out.get("error") is None and "data" in out:
-            stats[name]["ok"] += 1
-        elif "duration" in out or out.get("title") == "join refused":
-            stats[name]["message"] += 1
-        elif str(out.get("error", "")).startswith(GRADIO_INPUT_CHECK):  # a component refused the value
-            stats[name]["refused by gradio"] += 1
-        else:
-            stats[name]["undocumented"] += 1
-            failures.append({"event": name, "answer": str(out)[:300], "payload": _describe(payload)})
-            log(f"UNDOCUMENTED {name}: {failures[-1]['answer']}")
-    after = _queued(base, health, []).get("data")
-    return {"cases": sum(sum(c.values()) for c in stats.values()), "per_event": {k: dict(v) for k, v in stats.items()},
-            "undocumented": failures, "healthy": before == after}  # fmt: skip
-
-
 def _worker(models: str, cases: int, seed: int) -> dict:
     """One process of a parallel session: its own service and payload stream (seed)."""
     service = Service.load(models)
@@ -508,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.http:
+        from scripts.fuzz_http import http_session
+
         report = http_session(args.http, args.cases, args.seed)
         print(json.dumps({k: v for k, v in report.items() if k != "undocumented"}, indent=1))
         print(f"undocumented errors: {len(report['undocumented'])}")

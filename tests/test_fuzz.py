@@ -235,7 +235,7 @@ def test_page_events_and_api_over_http_answer_every_payload(tmp_path):
     every answer is data or a message (never an unhandled exception), and /health answers the same after."""
     from _tiny_models import tiny_models
 
-    from scripts.fuzz import http_session
+    from scripts.fuzz_http import http_session
     from scripts.load_test import started_app
 
     with started_app(tiny_models(tmp_path / "models"), tmp_path / "app.log") as (url, _):
