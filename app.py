@@ -147,7 +147,10 @@ def build(service: Service) -> gr.Blocks:
                     apply_default_css=False,
                 )
             with gr.Column(scale=2, min_width=300):
-                guesses = gr.HTML(guesses_html(None), elem_id="guesses")
+                no_guesses = (
+                    None if service.classifier else "Guessing is off: the classifier is not loaded (see above)."
+                )
+                guesses = gr.HTML(guesses_html(None, message=no_guesses), elem_id="guesses")
                 with gr.Accordion("What each model saw", open=False):
                     details = gr.HTML(details_html(None), elem_id="model-details")
         gr.Markdown("## Let the model draw")

@@ -195,7 +195,7 @@ class Service:
         if self.generator is None:
             return []
         quality = getattr(self.generator, "quality", None) or {}
-        return [(_quality_label(word, quality.get(word)), word) for word in sorted(self.generator.classes)]
+        return [(_quality_label(w, quality.get(w)), w) for w in sorted(self.generator.classes, key=str.lower)]
 
     # -- requests -------------------------------------------------------------------------------------------------
 
