@@ -42,7 +42,7 @@ def _torch_model(kind: str, config: dict):
     from training.models_classifier import CNNConfig, StrokeConfig, build
 
     fields = {f.name for f in dataclasses.fields(StrokeConfig if kind == "stroke" else CNNConfig)}
-    config = config.get("model", config)
+    config = config.get("model_config", config)  # the manifest stores the training config; the architecture is inside
     model = build(kind, {k: v for k, v in config.items() if k in fields}).eval()
     torch.set_grad_enabled(False)
     return model
