@@ -1,7 +1,10 @@
 """Two CPU processes (torchrun, gloo) take the same optimiser steps as one process on the classifier training.
 
-Each rank gets every second item of each global batch and DDP averages the gradients, so the runs agree up to
-floating-point order and batch norm's per-rank statistics (8 drawings per rank instead of 16): a loose tolerance.
+Each rank gets every second item of each global batch and DDP averages the gradients, so the runs take the same
+steps up to floating-point order, batch norm's per-rank statistics (8 drawings per rank instead of 16) and the
+padding of each rank's shorter batch. Batch norm makes the weights before it move differently (measured: about as
+much as they move at all in 4 steps), so the check is on what the model computes: the validation loss after the
+steps must agree closely, and no weight may drift far from the one-process run.
 """
 
 from __future__ import annotations
@@ -9,15 +12,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from training.classifier_data import synthetic_cache
 from training.train_classifier import load_checkpoint
 
 TINY = '{"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}'
-PARAM_TOL = 0.05  # max abs difference of any weight after 4 steps (lr 1e-2); initial weights move by ~0.04 per step
-LOSS_TOL = 0.05  # relative difference of the validation loss
+LOSS_TOL = 0.01  # relative difference of the validation loss (measured: 3e-4)
+TRAIN_LOSS_TOL = 0.02  # relative difference of the mean training loss over the 4 steps
+PARAM_TOL = 0.2  # max abs difference of any weight (measured: 0.08, from batch norm; SGD lr 0.1)
 
 
 def _args(cache, out):
@@ -49,7 +52,6 @@ def _args(cache, out):
     ]
 
 
-@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path):
     cache = tmp_path / "cache.npz"
     synthetic_cache(n_classes=4, per_class=24).save(cache)
@@ -76,6 +78,8 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert diff < PARAM_TOL
     la, lb = a["history"][0]["drawings_loss"], b["history"][0]["drawings_loss"]
     assert abs(la - lb) / la < LOSS_TOL
+    ta, tb = a["history"][0]["train_loss"], b["history"][0]["train_loss"]
+    assert abs(ta - tb) / ta < TRAIN_LOSS_TOL
     # The validation counts are summed over both ranks: every validation drawing is counted once.
     assert a["history"][0]["drawings_n"] == b["history"][0]["drawings_n"]
     assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # really two different runs
