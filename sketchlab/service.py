@@ -40,6 +40,9 @@ TEMPERATURE_RANGE = (0.01, 2.0)  # below: every sample is the mode; above: scrib
 MAX_SEED = 2**31 - 1  # numpy accepts more, but gradio_client and JS numbers stay exact below this
 MAX_VARIATIONS = 6  # side by side on the page; each costs one ~50 ms sampling loop
 MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are rarely better
+# ONNX Runtime threads per classifier session: a batch-1 request gains little from a second thread, and a parallel
+# op stalls whenever another process or request holds a core (measured under load: p99 47 ms vs 63 ms)
+CLASSIFIER_THREADS = 1
 COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invisible
 RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # generator_quality.json per class (training/evaluate_generator.py): the share of its drawings the fused classifier
@@ -145,7 +148,9 @@ class Service:
         """Create every ONNX session once and warm them up, so the first request is as fast as the others."""
         start = time.perf_counter()
         problems: list[str] = []
-        classifier = _load_part("classifier", "classify", "Classifier", models_dir, problems)
+        classifier = _load_part(
+            "classifier", "classify", "Classifier", models_dir, problems, threads=CLASSIFIER_THREADS
+        )
         generator = _load_part("generator", "generate", "Generator", models_dir, problems)
         if classifier is not None:
             problems.extend(f"classifier: {p}" for p in getattr(classifier, "problems", []) or [])
@@ -280,11 +285,11 @@ def _model_call(name: str) -> Iterator[None]:
         raise ModelError(f"the {name} failed ({type(e).__name__}: {str(e)[:200]}); see the server log") from e
 
 
-def _load_part(name: str, module: str, cls_name: str, models_dir: str | Path, problems: list[str]) -> Any:
+def _load_part(name: str, module: str, cls_name: str, models_dir: str | Path, problems: list[str], **kw: Any) -> Any:
     """Import `sketchlab.<module>` and load `<cls_name>` from `models_dir`; None (and a problem noted) on failure."""
     try:
         mod = __import__(f"sketchlab.{module}", fromlist=[cls_name])
-        return getattr(mod, cls_name).load(models_dir)
+        return getattr(mod, cls_name).load(models_dir, **kw)
     except ImportError as e:
         problems.append(f"{name}: sketchlab/{module}.py cannot be imported ({e}); the {name} features are off")
     except ModelError as e:
