@@ -148,7 +148,14 @@ def _mutate(drawing: list, rng: random.Random) -> object:
     for _ in range(rng.randint(1, 3)):
         try:
             d = _mutate_once(d, rng)
-        except (TypeError, IndexError, KeyError, ValueError, AttributeError):  # an earlier change broke the shape
+        except (
+            TypeError,
+            IndexError,
+            KeyError,
+            ValueError,
+            AttributeError,
+            ArithmeticError,
+        ):  # an earlier change broke it
             pass
     return d
 

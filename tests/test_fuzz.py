@@ -28,7 +28,7 @@ from sketchlab.strokes import MAX_ABS_COORD, MAX_POINTS, MAX_STROKES
 
 DOCUMENTED = (DrawingError, ModelError)
 FUZZ = settings(
-    max_examples=150,
+    max_examples=250,
     deadline=None,  # a 20,000-point drawing may take a second on a busy 2-core machine; the session reports times
     derandomize=True,  # CI runs the same cases every time; scripts/fuzz.py explores new ones
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
