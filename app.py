@@ -31,9 +31,11 @@ from sketchlab.service import (  # noqa: E402
     MAX_VARIATIONS,
     TEMPERATURE_RANGE,
     WARMUP_DRAWING,
+    NewestOnly,
     Service,
     details_html,
     guesses_html,
+    page_seq,
 )
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -58,11 +60,15 @@ def build(service: Service) -> gr.Blocks:
 
     # -- page events (private: the API below has clean signatures) --------------------------------------------------
 
-    def on_strokes(evt: gr.EventData) -> tuple[str, str]:
-        # Always answers with `seq` in #guesses, even for a bad drawing: the page sends its next request when the
-        # previous one is answered. Problems show in place of the guesses rather than as a pop-up per stroke.
+    newest = NewestOnly()
+
+    def on_strokes(evt: gr.EventData, request: gr.Request) -> tuple[str, str]:
+        # Always answers with `seq` in #guesses, even for a bad drawing: the page sends its next live request when
+        # the previous one is answered. Problems show in place of the guesses rather than as a pop-up per stroke.
+        # An answer overtaken by a newer request of the same page is dropped (gr.skip) instead of shown late.
         data = evt._data if isinstance(evt._data, dict) else {}
-        seq, strokes = data.get("seq", 0), data.get("strokes")
+        seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
+        newest.start(session, seq)
         if not strokes:
             return guesses_html(None, seq), details_html(None)
         try:
@@ -71,6 +77,8 @@ def build(service: Service) -> gr.Blocks:
             return guesses_html(None, seq, message=str(e)), details_html(None)
         except DrawingError as e:
             return guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
+        if newest.overtaken(session, seq):
+            return gr.skip(), gr.skip()
         return guesses_html(result, seq), details_html(result)
 
     def on_finish(temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
@@ -187,10 +195,11 @@ def build(service: Service) -> gr.Blocks:
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
         )
 
-        # The live guesses: the page keeps one request in flight and sends only the newest drawing next (stale states
-        # are never sent); no progress overlay and no queue round trip (STACK-NOTES: ~31 ms pointer-up to label
-        # without the queue vs ~51 ms through it). Gradio's trigger_mode="always_last" lost the last request of a
-        # burst in our tests, hence the page-side control and "multiple" here.
+        # The live guesses: while the pen is down the page keeps one request in flight and sends only the newest
+        # drawing next; a pen-up goes at once and the overtaken answer is dropped (on_strokes). No progress overlay
+        # and no queue round trip (STACK-NOTES: ~31 ms pointer-up to label without the queue vs ~51 ms through it).
+        # Gradio's trigger_mode="always_last" lost the last request of a burst in our tests, hence "multiple" and
+        # the page-side control.
         pad.strokes_done(
             on_strokes,
             None,

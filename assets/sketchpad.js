@@ -71,13 +71,16 @@ function hasExtent(all) {
   return all.some((s) => s.some((q) => q[0] !== x || q[1] !== y));
 }
 
-// One request in flight at a time: a drawing that changes meanwhile is sent once the answer arrives (the
-// newest state only; the states in between are never sent). The server echoes `seq` in #guesses[data-seq].
-function send() {
+// Live requests (pen down) keep one request in flight: a drawing that changes meanwhile is sent once the answer
+// arrives (its newest state only; the states in between are never sent). A finished change (pen up, undo, clear,
+// strokes added) is `urgent`: it goes at once, and the server drops the older answer still being computed.
+// The server echoes `seq` in #guesses[data-seq].
+function send(urgent) {
   const all = drawing();
   if (all.length && !hasExtent(all)) return; // a single dot: nothing to guess yet
   watchAnswers();
-  if (inflight) { pending = true; return; }
+  if (inflight && !urgent) { pending = true; return; }
+  pending = false;
   seq += 1;
   inflight = seq;
   clearTimeout(giveUp);
@@ -89,7 +92,7 @@ function answered(upTo) {
   if (!inflight || upTo < inflight) return;
   inflight = 0;
   clearTimeout(giveUp);
-  if (pending) { pending = false; send(); }
+  if (pending) { pending = false; send(true); }
 }
 
 let observer = null;
@@ -142,7 +145,7 @@ function penUp(e) {
   current = null;
   save();
   redraw();
-  send();
+  send(true);
 }
 canvas.addEventListener('pointerup', penUp);
 canvas.addEventListener('pointercancel', penUp);
@@ -155,7 +158,7 @@ function undo() {
   else if (strokes.length) strokes.pop();
   save();
   redraw();
-  send();
+  send(true);
 }
 
 function clear() {
@@ -165,7 +168,7 @@ function clear() {
   say('');
   save();
   redraw();
-  send();
+  send(true);
 }
 
 element.querySelector('.sk-undo').addEventListener('click', undo);
@@ -198,7 +201,7 @@ function play(newStrokes, color, speed, gen, after) {
     save();
     canvas.dataset.animating = '';
     redraw();
-    send();
+    send(true);
     if (after) after();
   });
 }
@@ -291,4 +294,4 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
 
 restore();
 redraw();
-if (strokes.length) send();
+if (strokes.length) send(true);

@@ -19,8 +19,10 @@ import io
 import json
 import logging
 import math
+import threading
 import time
 import tomllib
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are
 # ONNX Runtime threads per classifier session: a batch-1 request gains little from a second thread, and a parallel
 # op stalls whenever another process or request holds a core (measured under load: p99 47 ms vs 63 ms)
 CLASSIFIER_THREADS = 1
+MAX_SESSIONS = 10_000  # browser sessions whose newest request number is remembered (oldest forgotten first)
 COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invisible
 RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # generator_quality.json per class (training/evaluate_generator.py): the share of its drawings the fused classifier
@@ -316,6 +319,41 @@ def _quality_label(word: str, quality: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Page requests
+
+
+def page_seq(value: object) -> int:
+    """The page's request number as a non-negative int (0 for anything else a client might send)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return max(0, min(int(value), 2**53))
+
+
+class NewestOnly:
+    """The newest request number seen per browser session, so an answer overtaken by a newer request is dropped.
+
+    The page sends a finished change (pen up, undo) at once even while a live request is still computing; the
+    older answer must not overwrite the newer one when it arrives later.
+    """
+
+    def __init__(self, capacity: int = MAX_SESSIONS):
+        self._newest: OrderedDict[str, int] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def start(self, session: str, seq: int) -> None:
+        with self._lock:
+            self._newest[session] = max(seq, self._newest.get(session, 0))
+            self._newest.move_to_end(session)
+            while len(self._newest) > self._capacity:
+                self._newest.popitem(last=False)
+
+    def overtaken(self, session: str, seq: int) -> bool:
+        with self._lock:
+            return self._newest.get(session, 0) > seq
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Page fragments (HTML the app puts in `#guesses` and the model details)
 
 EMPTY_GUESSES = (
@@ -326,7 +364,7 @@ EMPTY_GUESSES = (
 
 def guesses_html(result: dict | None, seq: int = 0, message: str | None = None) -> str:
     """The fused top-5 with confidence bars; the empty state without a result; `message` instead when set."""
-    seq = int(seq) if isinstance(seq, int | float) and math.isfinite(seq) else 0
+    seq = page_seq(seq)
     if message:
         return f'<div class="guesses problem" data-seq="{seq}"><p class="hint">{html.escape(message)}</p></div>'
     if not result:

@@ -22,11 +22,13 @@ from sketchlab.service import (
     MAX_PAYLOAD_CHARS,
     MAX_SEED,
     MAX_VARIATIONS,
+    NewestOnly,
     Service,
     check_seed,
     check_temperature,
     details_html,
     guesses_html,
+    page_seq,
     parse_strokes,
     raster_data_uri,
 )
@@ -240,7 +242,26 @@ def test_load_from_an_empty_folder_keeps_serving_and_says_why(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Page fragments
+# Page requests and fragments
+
+
+def test_page_seq_accepts_only_plain_numbers():
+    assert page_seq(7) == 7 and page_seq(7.9) == 7
+    for bad in (None, "7", True, float("nan"), float("inf"), -3, [1]):
+        assert page_seq(bad) == 0
+
+
+def test_newest_only_drops_answers_overtaken_in_the_same_session():
+    newest = NewestOnly(capacity=2)
+    newest.start("a", 5)
+    assert not newest.overtaken("a", 5)
+    newest.start("a", 6)  # a pen-up sent while 5 was computing
+    assert newest.overtaken("a", 5) and not newest.overtaken("a", 6)
+    newest.start("a", 4)  # a late request never lowers the mark
+    assert newest.overtaken("a", 4) and not newest.overtaken("b", 5)  # sessions are separate
+    newest.start("b", 1)
+    newest.start("c", 1)  # over capacity: the least recently seen session ("a") is forgotten
+    assert not newest.overtaken("a", 5)
 
 
 def test_guesses_html_empty_state_result_and_message(service):
