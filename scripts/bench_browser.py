@@ -118,6 +118,32 @@ def replay(page, drawing, box) -> None:
         prev_end = float(stroke[-1, 2])
 
 
+# Click "Draw it" and resolve with the ms until the new drawing's first ink shows on its canvas.
+FIRST_INK_JS = """() => new Promise((resolve) => {
+  const old = document.querySelector('#generated canvas.gen-main');
+  const inked = (c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 200) return true; return false; };
+  const t = performance.now();
+  document.querySelector('#draw-it').click();
+  const tick = () => { const c = document.querySelector('#generated canvas.gen-main');
+    if (c && c !== old && inked(c)) resolve(performance.now() - t); else requestAnimationFrame(tick); };
+  tick();
+})"""
+GENERATIONS = 5  # "Draw it" clicks timed (a new seed each)
+
+
+def generation_first_ink(browser, url) -> list[float]:
+    page = open_page(browser, url)
+    out = []
+    for seed in range(GENERATIONS):
+        page.fill("#seed input", str(seed + 1))
+        page.press("#seed input", "Enter")
+        out.append(page.evaluate(FIRST_INK_JS))
+        page.wait_for_function("document.querySelector('#generated [data-state]').dataset.state === 'done'")
+    page.close()
+    return out
+
+
 def first_guess(browser, url) -> list[float]:
     out = []
     for _ in range(FIRST_GUESS_PAGES):
@@ -171,6 +197,7 @@ def main() -> None:
             screenshots(browser, url, args.screenshots)
             return
         firsts = first_guess(browser, url)
+        inks = generation_first_ink(browser, url)
 
         page = open_page(browser, url)
         box = page.locator("#sketchpad canvas").bounding_box()
@@ -189,6 +216,7 @@ def main() -> None:
         "app_start_to_serving_s": round(start_s, 2),
         "first_guess_ms": [round(v, 1) for v in firsts],
         "first_guess_ms_median": round(percentile(firsts, 50), 1),
+        "draw_it_to_first_ink_ms": [round(v, 1) for v in inks],
         "strokes": strokes,
         "answered": len(latencies),
         "pointer_up_to_guesses_ms_p50": round(percentile(latencies, 50), 1),
@@ -200,6 +228,7 @@ def main() -> None:
         f"first guess after load    median {figures['first_guess_ms_median']:.0f} ms over {len(firsts)} pages "
         f"({', '.join(f'{v:.0f}' for v in firsts)})"
     )
+    print(f"'Draw it' -> first ink    median {percentile(inks, 50):.0f} ms over {len(inks)} clicks")
     print(
         f"pointer-up -> guesses     p50 {figures['pointer_up_to_guesses_ms_p50']:.1f} ms, "
         f"p95 {figures['pointer_up_to_guesses_ms_p95']:.1f} ms over {len(latencies)} of {strokes} strokes"
