@@ -45,6 +45,7 @@ COPY_DISTANCE = 0.01  # raster mean absolute difference below which two drawings
 GRID_COLUMNS = 8  # samples shown a class in the grid image
 COMPLETION_PER_CLASS = 30  # held-out drawings a class for the completion check
 TIMING_DRAWS = 100
+RASTER_CACHE = Path("runs/cache/generator_eval")  # rasters of the real drawings, reused by later evaluations
 NEAREST_CHUNK = 10_000_000  # floats in the temporary of one nearest-neighbour block (40 MB)  # whole drawings timed
 Sampler = Callable[[str, int, float, int], list]  # (word, n, temperature, seed) -> n drawings (canvas strokes)
 
@@ -143,18 +144,24 @@ def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _split_rasters(root: Path, word: str, split: Split) -> np.ndarray:
+    """(n, 784) float32 rasters (0..1) of a class's drawings in one split, cached under runs/cache (not in git)."""
+    cache = RASTER_CACHE / f"{word}.{split.value}.npy"
+    if cache.exists():
+        return np.load(cache)
+    data = load_split(root, [word], split)
+    rasters = np.stack([from_simplified(from_stroke3(s)).raster.ravel() for s in data.stroke3]).astype(np.float32)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, rasters / 255)
+    return rasters / 255
+
+
 def memorisation(root: Path, words: list[str], samples: dict) -> dict:
     """Nearest-training-drawing distances of the samples vs of held-out real drawings (see the module docstring)."""
     gen_d, real_d = [], []
     for word in words:
-        train = load_split(root, [word], Split.TRAIN)
-        train_r = np.stack([from_simplified(from_stroke3(s)).raster.ravel() / 255 for s in train.stroke3]).astype(
-            np.float32
-        )
-        valid = load_split(root, [word], Split.VALID)
-        valid_r = np.stack([from_simplified(from_stroke3(s)).raster.ravel() / 255 for s in valid.stroke3]).astype(
-            np.float32
-        )
+        train_r = _split_rasters(root, word, Split.TRAIN)
+        valid_r = _split_rasters(root, word, Split.VALID)
         gen_r = [r for r in (_raster(d) for d in samples[word]) if r is not None]
         if gen_r:
             gen_d.append(_nearest(np.stack(gen_r), train_r))
