@@ -70,16 +70,16 @@ def build(service: Service) -> gr.Blocks:
         seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
         newest.start(session, seq)
         if not strokes:
-            return guesses_html(None, seq), details_html(None)
-        try:
-            result = service.classify(strokes)
-        except ModelError as e:
-            return guesses_html(None, seq, message=str(e)), details_html(None)
-        except DrawingError as e:
-            return guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
-        if newest.overtaken(session, seq):
-            return gr.skip(), gr.skip()
-        return guesses_html(result, seq), details_html(result)
+            answer = guesses_html(None, seq), details_html(None)
+        else:
+            try:
+                result = service.classify(strokes)
+                answer = guesses_html(result, seq), details_html(result)
+            except ModelError as e:
+                answer = guesses_html(None, seq, message=str(e)), details_html(None)
+            except DrawingError as e:
+                answer = guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
+        return (gr.skip(), gr.skip()) if newest.overtaken(session, seq) else answer
 
     def on_finish(temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
         data = evt._data if isinstance(evt._data, dict) else {}
