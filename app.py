@@ -25,18 +25,9 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before importing gradio: no 
 import gradio as gr  # noqa: E402
 
 from sketchlab.errors import DrawingError, ModelError  # noqa: E402
+from sketchlab.page import NewestOnly, details_html, guesses_html, page_seq  # noqa: E402
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
-from sketchlab.service import (  # noqa: E402
-    MAX_SEED,
-    MAX_VARIATIONS,
-    TEMPERATURE_RANGE,
-    WARMUP_DRAWING,
-    NewestOnly,
-    Service,
-    details_html,
-    guesses_html,
-    page_seq,
-)
+from sketchlab.service import MAX_SEED, MAX_VARIATIONS, TEMPERATURE_RANGE, WARMUP_DRAWING, Service  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise (--host 0.0.0.0 to expose)

@@ -2,7 +2,8 @@
 
 `app.py` builds the page and wires each event to one `Service` method; everything here is plain Python so it can be
 tested without a browser or a server. Bad requests raise `DrawingError`; a model that is not loaded raises
-`ModelError`; the app turns both into `gr.Error` (the page) or an error response (the API).
+`ModelError`; the app turns both into `gr.Error` (the page) or an error response (the API). The HTML the page
+shows is made by `sketchlab.page`.
 
     service = Service.load()                 # once, at start: ONNX sessions, warm-up, problems collected
     service.classify('[[[10, 10, 0], [90, 90, 120]]]')   # -> {"fused": [{"word", "prob"}, ...], "stroke", "cnn"}
@@ -12,17 +13,12 @@ tested without a browser or a server. Bad requests raise `DrawingError`; a model
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
-import io
 import json
 import logging
 import math
-import threading
 import time
 import tomllib
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +41,7 @@ MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are
 # ONNX Runtime threads per classifier session: a batch-1 request gains little from a second thread, and a parallel
 # op stalls whenever another process or request holds a core (measured under load: p99 47 ms vs 63 ms)
 CLASSIFIER_THREADS = 1
-MAX_SESSIONS = 10_000  # browser sessions whose newest request number is remembered (oldest forgotten first)
 COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invisible
-RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # generator_quality.json per class (training/evaluate_generator.py): the share of its drawings the fused classifier
 # recognises; the first figure present is shown beside the category, under this name
 QUALITY_KEYS = {"top1": "recognised", "top3": "top-3", "top5": "top-5"}
@@ -316,99 +310,3 @@ def _quality_label(word: str, quality: Any) -> str:
         if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
             return f"{word} · {name} {value:.0%}"
     return word
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Page requests
-
-
-def page_seq(value: object) -> int:
-    """The page's request number as a non-negative int (0 for anything else a client might send)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return 0
-    return max(0, min(int(value), 2**53))
-
-
-class NewestOnly:
-    """The newest request number seen per browser session, so an answer overtaken by a newer request is dropped.
-
-    The page sends a finished change (pen up, undo) at once even while a live request is still computing; the
-    older answer must not overwrite the newer one when it arrives later.
-    """
-
-    def __init__(self, capacity: int = MAX_SESSIONS):
-        self._newest: OrderedDict[str, int] = OrderedDict()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-
-    def start(self, session: str, seq: int) -> None:
-        with self._lock:
-            self._newest[session] = max(seq, self._newest.get(session, 0))
-            self._newest.move_to_end(session)
-            while len(self._newest) > self._capacity:
-                self._newest.popitem(last=False)
-
-    def overtaken(self, session: str, seq: int) -> bool:
-        with self._lock:
-            return self._newest.get(session, 0) > seq
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Page fragments (HTML the app puts in `#guesses` and the model details)
-
-EMPTY_GUESSES = (
-    '<div class="guesses empty" data-seq="{seq}"><p class="hint">Draw something on the canvas: '
-    "I will guess what it is while you draw.</p></div>"
-)
-
-
-def guesses_html(result: dict | None, seq: int = 0, message: str | None = None) -> str:
-    """The fused top-5 with confidence bars; the empty state without a result; `message` instead when set."""
-    seq = page_seq(seq)
-    if message:
-        return f'<div class="guesses problem" data-seq="{seq}"><p class="hint">{html.escape(message)}</p></div>'
-    if not result:
-        return EMPTY_GUESSES.format(seq=seq)
-    top = result["fused"][0]["word"] if result["fused"] else ""
-    head = f'<p class="lead">I think it is <b class="top-word">{html.escape(top)}</b></p>' if top else ""
-    return f'<div class="guesses" data-seq="{seq}">{head}{_bars(result["fused"])}</div>'
-
-
-def details_html(result: dict | None) -> str:
-    """Each model's own top-5 and the 28x28 raster the CNN saw."""
-    if not result:
-        return '<p class="hint">Each model\'s own guesses appear here once you draw.</p>'
-    cols = []
-    for key, title in (("stroke", "Stroke model (Conv1D + LSTM)"), ("cnn", "Image model (28×28 CNN)")):
-        body = _bars(result[key]) if result.get(key) else '<p class="hint">not loaded</p>'
-        cols.append(f'<div class="model-col"><h4>{title}</h4>{body}</div>')
-    raster = result.get("raster")
-    if raster is not None:
-        cols.append(
-            f'<div class="model-col"><h4>What the CNN saw</h4><img class="raster" alt="28x28 raster" '
-            f'src="{raster_data_uri(raster)}"></div>'
-        )
-    return f'<div class="model-details">{"".join(cols)}</div>'
-
-
-def _bars(guesses: list[dict]) -> str:
-    rows = []
-    for g in guesses:
-        pct = max(0.0, min(100.0, 100.0 * g["prob"]))
-        rows.append(
-            f'<li class="guess"><span class="word">{html.escape(g["word"])}</span>'
-            f'<span class="bar"><span class="fill" style="width:{pct:.1f}%"></span></span>'
-            f'<span class="pct">{pct:.0f}%</span></li>'
-        )
-    return f'<ol class="bars">{"".join(rows)}</ol>'
-
-
-def raster_data_uri(raster: np.ndarray) -> str:
-    """(28, 28) uint8, 0 = background -> a PNG data URI, ink dark on white like the canvas."""
-    from PIL import Image
-
-    img = Image.fromarray(255 - np.asarray(raster, dtype=np.uint8), mode="L")
-    img = img.resize((img.width * RASTER_ZOOM, img.height * RASTER_ZOOM), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

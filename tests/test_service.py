@@ -6,15 +6,12 @@ last ones load the shipped models from models/.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from collections import namedtuple
 
 import numpy as np
 import pytest
 from _tiny_models import models_for_tests, shipped_models_present
-from PIL import Image
 
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.prepare import from_canvas
@@ -22,15 +19,10 @@ from sketchlab.service import (
     MAX_PAYLOAD_CHARS,
     MAX_SEED,
     MAX_VARIATIONS,
-    NewestOnly,
     Service,
     check_seed,
     check_temperature,
-    details_html,
-    guesses_html,
-    page_seq,
     parse_strokes,
-    raster_data_uri,
 )
 from sketchlab.strokes import MAX_POINTS, MAX_STROKES
 
@@ -239,52 +231,6 @@ def test_load_from_an_empty_folder_keeps_serving_and_says_why(tmp_path):
     assert service.health()["models"] == {"classifier": False, "generator": False}
     with pytest.raises(ModelError, match="classifier is not available"):
         service.classify(SQUARE)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Page requests and fragments
-
-
-def test_page_seq_accepts_only_plain_numbers():
-    assert page_seq(7) == 7 and page_seq(7.9) == 7
-    for bad in (None, "7", True, float("nan"), float("inf"), -3, [1]):
-        assert page_seq(bad) == 0
-
-
-def test_newest_only_drops_answers_overtaken_in_the_same_session():
-    newest = NewestOnly(capacity=2)
-    newest.start("a", 5)
-    assert not newest.overtaken("a", 5)
-    newest.start("a", 6)  # a pen-up sent while 5 was computing
-    assert newest.overtaken("a", 5) and not newest.overtaken("a", 6)
-    newest.start("a", 4)  # a late request never lowers the mark
-    assert newest.overtaken("a", 4) and not newest.overtaken("b", 5)  # sessions are separate
-    newest.start("b", 1)
-    newest.start("c", 1)  # over capacity: the least recently seen session ("a") is forgotten
-    assert not newest.overtaken("a", 5)
-
-
-def test_guesses_html_empty_state_result_and_message(service):
-    assert "Draw something" in guesses_html(None) and 'data-seq="0"' in guesses_html(None)
-    page = guesses_html(service.classify(SQUARE), seq=7)
-    assert 'data-seq="7"' in page and page.count('class="guess"') == 5 and "dog" in page
-    assert "&lt;b&gt;" in guesses_html(None, 1, message="<b>broken</b>")
-    assert 'data-seq="0"' in guesses_html(None, float("nan"))
-
-
-def test_details_html_shows_each_model_and_the_raster(service):
-    page = details_html(service.classify(SQUARE))
-    assert "Stroke model" in page and "CNN" in page and "data:image/png;base64," in page
-    assert "not loaded" in details_html({"fused": [], "stroke": None, "cnn": [], "raster": None})
-
-
-def test_raster_data_uri_is_a_pixelated_png_of_the_raster():
-    raster = np.zeros((28, 28), np.uint8)
-    raster[3, 5] = 255
-    uri = raster_data_uri(raster)
-    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
-    assert img.shape == (168, 168)
-    assert img[3 * 6 + 2, 5 * 6 + 2] == 0 and img[0, 0] == 255  # ink dark on white
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+"""What the page shows and how its live requests are kept in order, without Gradio.
+
+`guesses_html` / `details_html` turn a `Service.classify` result into the HTML of `#guesses` and the model details;
+`page_seq` and `NewestOnly` handle the request numbers the canvas sends (see assets/sketchpad.js).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+MAX_SESSIONS = 10_000  # browser sessions whose newest request number is remembered (oldest forgotten first)
+RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Page requests
+
+
+def page_seq(value: object) -> int:
+    """The page's request number as a non-negative int (0 for anything else a client might send)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0
+    return max(0, min(int(value), 2**53))
+
+
+class NewestOnly:
+    """The newest request number seen per browser session, so an answer overtaken by a newer request is dropped.
+
+    The page sends a finished change (pen up, undo) at once even while a live request is still computing; the
+    older answer must not overwrite the newer one when it arrives later.
+    """
+
+    def __init__(self, capacity: int = MAX_SESSIONS):
+        self._newest: OrderedDict[str, int] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def start(self, session: str, seq: int) -> None:
+        with self._lock:
+            self._newest[session] = max(seq, self._newest.get(session, 0))
+            self._newest.move_to_end(session)
+            while len(self._newest) > self._capacity:
+                self._newest.popitem(last=False)
+
+    def overtaken(self, session: str, seq: int) -> bool:
+        with self._lock:
+            return self._newest.get(session, 0) > seq
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Page fragments (HTML the app puts in `#guesses` and the model details)
+
+EMPTY_GUESSES = (
+    '<div class="guesses empty" data-seq="{seq}"><p class="hint">Draw something on the canvas: '
+    "I will guess what it is while you draw.</p></div>"
+)
+
+
+def guesses_html(result: dict | None, seq: int = 0, message: str | None = None) -> str:
+    """The fused top-5 with confidence bars; the empty state without a result; `message` instead when set."""
+    seq = page_seq(seq)
+    if message:
+        return f'<div class="guesses problem" data-seq="{seq}"><p class="hint">{html.escape(message)}</p></div>'
+    if not result:
+        return EMPTY_GUESSES.format(seq=seq)
+    top = result["fused"][0]["word"] if result["fused"] else ""
+    head = f'<p class="lead">I think it is <b class="top-word">{html.escape(top)}</b></p>' if top else ""
+    return f'<div class="guesses" data-seq="{seq}">{head}{_bars(result["fused"])}</div>'
+
+
+def details_html(result: dict | None) -> str:
+    """Each model's own top-5 and the 28x28 raster the CNN saw."""
+    if not result:
+        return '<p class="hint">Each model\'s own guesses appear here once you draw.</p>'
+    cols = []
+    for key, title in (("stroke", "Stroke model (Conv1D + LSTM)"), ("cnn", "Image model (28×28 CNN)")):
+        body = _bars(result[key]) if result.get(key) else '<p class="hint">not loaded</p>'
+        cols.append(f'<div class="model-col"><h4>{title}</h4>{body}</div>')
+    raster = result.get("raster")
+    if raster is not None:
+        cols.append(
+            f'<div class="model-col"><h4>What the CNN saw</h4><img class="raster" alt="28x28 raster" '
+            f'src="{raster_data_uri(raster)}"></div>'
+        )
+    return f'<div class="model-details">{"".join(cols)}</div>'
+
+
+def _bars(guesses: list[dict]) -> str:
+    rows = []
+    for g in guesses:
+        pct = max(0.0, min(100.0, 100.0 * g["prob"]))
+        rows.append(
+            f'<li class="guess"><span class="word">{html.escape(g["word"])}</span>'
+            f'<span class="bar"><span class="fill" style="width:{pct:.1f}%"></span></span>'
+            f'<span class="pct">{pct:.0f}%</span></li>'
+        )
+    return f'<ol class="bars">{"".join(rows)}</ol>'
+
+
+def raster_data_uri(raster: np.ndarray) -> str:
+    """(28, 28) uint8, 0 = background -> a PNG data URI, ink dark on white like the canvas."""
+    from PIL import Image
+
+    img = Image.fromarray(255 - np.asarray(raster, dtype=np.uint8), mode="L")
+    img = img.resize((img.width * RASTER_ZOOM, img.height * RASTER_ZOOM), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
