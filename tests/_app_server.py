@@ -49,7 +49,7 @@ def running_app(log_path: Path, *args: str) -> Iterator[str]:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"app.py did not answer in {START_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+            time.sleep(0.05)
         yield url
     finally:
         proc.terminate()
