@@ -43,7 +43,9 @@ def _asset(*names: str) -> str:
 
 
 def _page_error(e: Exception) -> gr.Error:
-    return gr.Error(str(e), title="Model unavailable" if isinstance(e, ModelError) else "Cannot use that drawing")
+    """A pop-up in the page. No traceback in the log: the request was bad, or the model problem is logged already."""
+    title = "Model unavailable" if isinstance(e, ModelError) else "Cannot use that request"
+    return gr.Error(str(e), title=title, print_exception=False)
 
 
 def build(service: Service) -> gr.Blocks:
@@ -97,7 +99,7 @@ def build(service: Service) -> gr.Blocks:
         try:
             result = service.classify(strokes)
         except (DrawingError, ModelError) as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e
         result.pop("raster")
         return result
 
@@ -106,14 +108,14 @@ def build(service: Service) -> gr.Blocks:
         try:
             return service.generate(word, temperature, seed)[0]
         except (DrawingError, ModelError) as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e
 
     def complete(strokes: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> list:
         """Strokes JSON -> only the new strokes that finish the drawing, in the same coordinates."""
         try:
             return service.complete(strokes, temperature, seed)["strokes"]
         except (DrawingError, ModelError) as e:
-            raise gr.Error(str(e)) from e
+            raise gr.Error(str(e), print_exception=False) from e
 
     def health() -> dict:
         """Version, ONNX Runtime provider, which models are loaded, and any problems met at start."""

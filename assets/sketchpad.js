@@ -40,7 +40,6 @@ function redraw() {
   for (const s of strokes) skStroke(ctx, s.pts, s.gen ? SK_GEN_INK : SK_INK);
   if (overlay) overlay.strokes.forEach((s, i) => skStroke(ctx, s, overlay.color, overlay.counts[i]));
   if (current) skStroke(ctx, current.pts, SK_INK);
-  canvas.dataset.strokes = String(strokes.length);
 }
 
 function drawing() {
