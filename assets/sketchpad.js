@@ -109,6 +109,13 @@ function say(text) { status.textContent = text || ''; }
 
 function settle() { if (anim) anim.finish(); } // end any animation now, keeping its strokes
 
+function drop() { // end any animation now, dropping its strokes
+  if (anim) anim.cancel();
+  anim = null;
+  overlay = null;
+  canvas.dataset.animating = '';
+}
+
 // --- pen ---------------------------------------------------------------------------------------------------------
 
 canvas.addEventListener('pointerdown', (e) => {
@@ -153,15 +160,14 @@ canvas.addEventListener('pointercancel', penUp);
 
 function undo() {
   if (current) return;
-  if (anim) { anim.cancel(); anim = null; overlay = null; say(''); }
-  else if (strokes.length) strokes.pop();
+  if (anim) { drop(); say(''); } else if (strokes.length) strokes.pop();
   save();
   redraw();
   send(true);
 }
 
 function clear() {
-  if (anim) { anim.cancel(); anim = null; overlay = null; }
+  drop();
   strokes = [];
   current = null;
   say('');
@@ -264,7 +270,7 @@ function fromRecord(text) {
 function load(text) {
   let rec;
   try { rec = fromRecord(text); } catch (err) { say(`Cannot read that file: ${err.message}`); return; }
-  if (anim) { anim.cancel(); anim = null; overlay = null; }
+  drop();
   strokes = [];
   t0 = performance.now();
   save();
