@@ -246,13 +246,17 @@ def warm_up_live_path(demo: gr.Blocks, url: str) -> None:
         log.warning("warm-up request failed: %s", e)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env_port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (0.0.0.0 exposes the app)")
     parser.add_argument("--port", type=int, default=int(env_port or DEFAULT_PORT), help="port (or $PORT)")
     parser.add_argument("--models", type=Path, default=MODELS_DIR, help="folder with the .onnx models and manifests")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes, one line each
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 from _app_server import running_app
@@ -27,6 +28,21 @@ def client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app")
     with running_app(folder / "app.log", "--models", str(models_for_tests(folder / "models"))) as url:
         yield Client(url, verbose=False)
+
+
+def test_defaults_loopback_port_flag_and_env(monkeypatch):
+    import app
+
+    for var in ("PORT", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    args = app.parse_args([])
+    assert (args.host, args.port) == ("127.0.0.1", 7860)
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    assert app.parse_args([]).port == 8123
+    monkeypatch.setenv("PORT", "8124")
+    assert app.parse_args([]).port == 8124
+    assert app.parse_args(["--port", "9000", "--host", "0.0.0.0"]).port == 9000
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"  # set by app.py before gradio is imported
 
 
 def test_api_lists_the_four_endpoints(client):
