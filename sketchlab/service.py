@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from .errors import DrawingError, ModelError
 from .runtime import CPU, MODELS_DIR
 from .strokes import validate_canvas
@@ -47,17 +47,6 @@ COORD_DECIMALS = 1  # coordinates sent to the page: sub-pixel precision is invis
 QUALITY_KEYS = {"top1": "recognised", "top3": "top-3", "top5": "top-5"}
 
 WARMUP_DRAWING = [[[0, 0, 0], [40, 30, 16], [80, 10, 32]], [[10, 60, 200], [70, 60, 216]]]  # any small drawing
-_PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-
-
-def _version() -> str:
-    try:
-        return tomllib.loads(_PYPROJECT.read_text())["project"]["version"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
-
-
-VERSION = _version()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,7 +174,7 @@ class Service:
 
     def health(self) -> dict:
         return {
-            "version": VERSION,
+            "version": __version__,
             "provider": self.provider,
             "models": {"classifier": self.classifier is not None, "generator": self.generator is not None},
             "classes": len(self.classifier.classes) if self.classifier is not None else 0,
