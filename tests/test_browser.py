@@ -170,7 +170,7 @@ def test_undo_and_clear(page):
 
 
 def test_generation_draws_over_time(page):
-    page.fill("#speed input[type=number]", "0.25")  # the slowest pace: the two samples are far apart
+    page.fill("#speed input[type=number]", "0.5")  # half pace: the two samples are far apart
     page.press("#speed input[type=number]", "Enter")
     page.click("#draw-it")
     page.wait_for_selector("#generated canvas.gen-main")
