@@ -12,7 +12,8 @@
   28x28 rasters, 0..1), next to the same distance for held-out real drawings (two different drawings); a copy
   would sit near 0.
 - completion: held-out (TEST split) drawings cut after half of their strokes; the fused classifier's top-1 on the
-  half drawing alone vs on the half plus the generator's continuation (without the word, and with it).
+  half drawing alone vs on the half plus the generator's continuation: without a word (the "unknown" class), with
+  the classifier's top guess for the half drawing as the word (what the app does), and with the true word.
 - speed: median wall time of a whole drawing and of the first streamed point, batch 1, on this machine's CPU.
 - reproducibility: the same seed twice gives the same drawing.
 - a grid image of samples per class (models/plots/generator_<recipe>_samples.png by default).
@@ -188,7 +189,7 @@ def memorisation(root: Path, words: list[str], samples: dict) -> dict:
 
 def completion(root: Path, gen, classifier, words: list[str], temperature: float, seed: int) -> dict:
     """Top-1 of the half drawing alone vs half + continuation, on TEST drawings with >= 2 strokes."""
-    counts = {"half": 0, "completed_no_word": 0, "completed_with_word": 0, "n": 0}
+    counts = {"half": 0, "completed_no_word": 0, "completed_with_word": 0, "completed_with_guess": 0, "n": 0}
     for word in words:
         test = load_split(root, [word], Split.TEST, limit_per_word=None)
         kept = 0
@@ -198,11 +199,14 @@ def completion(root: Path, gen, classifier, words: list[str], temperature: float
                 continue
             half = [[[float(x), float(y), 0.0] for x, y in s] for s in drawing[: len(drawing) // 2]]
             try:
+                guess = classifier.classify(half, top_k=1).fused[0].word  # what the app passes as the word
                 new_free = gen.complete(half, temperature, seed + kept)
                 new_word = gen.complete(half, temperature, seed + kept, word=word)
+                new_guess = gen.complete(half, temperature, seed + kept, word=guess)
             except DrawingError:
                 continue  # a half drawing that is a single point
-            counts["half"] += _top_ranks(classifier, half, word) == 0
+            counts["half"] += guess == word
+            counts["completed_with_guess"] += _top_ranks(classifier, half + new_guess, word) == 0
             counts["completed_no_word"] += _top_ranks(classifier, half + new_free, word) == 0
             counts["completed_with_word"] += _top_ranks(classifier, half + new_word, word) == 0
             counts["n"] += 1
@@ -217,6 +221,7 @@ def completion(root: Path, gen, classifier, words: list[str], temperature: float
         "top1_half": counts["half"] / n,
         "top1_completed_no_word": counts["completed_no_word"] / n,
         "top1_completed_with_word": counts["completed_with_word"] / n,
+        "top1_completed_with_guess": counts["completed_with_guess"] / n,
     }
 
 
@@ -284,6 +289,18 @@ def grid(samples: dict, path: Path, title: str, table: dict | None = None) -> No
 def _overall(table: dict) -> dict:
     n = sum(v["n"] for v in table.values())
     return {k: sum(v[k] * v["n"] for v in table.values()) / n for k in ("top1", "top3")} | {"samples": n}
+
+
+def record_in_manifest(models_dir: Path, result: dict) -> None:
+    """Store the headline figures in the decoder's manifest (`metrics.evaluation`), so the model carries them."""
+    from sketchlab.runtime import Manifest
+
+    path = Path(models_dir) / "generator_decoder.json"
+    manifest = Manifest.load(path)
+    manifest.metrics["evaluation"] = {
+        k: result[k] for k in ("temperature", "samples_per_class", "overall", "completion", "speed") if k in result
+    } | {"copies": result["memorisation"]["copies"], "classes": "the 22 classes with >= 440 simplified drawings"}
+    manifest.save(path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -376,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         result["all_classes_overall"] = _overall({w: {**v} for w, v in {**table, **more}.items()})
     result["wall_minutes"] = (time.time() - t0) / 60
+    if gen is not None:
+        record_in_manifest(args.models_dir, result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(f"wrote {args.json}")
