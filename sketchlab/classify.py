@@ -27,6 +27,7 @@ from .prepare import Prepared, from_canvas
 from .runtime import MODELS_DIR, Manifest, Model, load_onnx
 
 MODEL_NAMES = ("stroke", "cnn")  # models/<name>.onnx
+MODEL_INPUTS = {"stroke": ("strokes", "lengths"), "cnn": ("image",)}  # what this code feeds each graph
 FUSION_FILE = "fusion.json"
 DEFAULT_MAX_POINTS = 200  # stroke model input cut, when a manifest does not say (it always should)
 WARMUP_POINTS = 250  # the longest drawing the app expects often; sessions allocate for it once
@@ -93,7 +94,7 @@ class Classifier:
         models, problems = {}, []
         for name in MODEL_NAMES:
             try:
-                models[name] = load_onnx(name, models_dir, threads=threads)
+                models[name] = load_onnx(name, models_dir, threads=threads, expect_inputs=MODEL_INPUTS[name])
             except ModelError as e:
                 problems.append(f"{name} model unavailable: {e}")
         if not models:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import DrawingError, ModelError
 from .prepare import from_canvas
 from .runtime import MODELS_DIR, Model, load_onnx
 from .sampler import sample_rows, zero_state
@@ -30,6 +30,10 @@ MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz
 DEFAULT_MAX_LEN = 250  # sketch-rnn's max_seq_len for Quick, Draw!
 QUALITY_FILE = "generator_quality.json"
 SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
+ENCODER_INPUTS = ("strokes", "label")  # what `complete` feeds the encoder; a file without them is another version
+DECODER_INPUTS = ("prev", "z", "label", "h", "c")  # what `_step` feeds the decoder
+MAX_FINISH_POINTS = 1_000  # simplified points of a drawing to finish: the longest in the data has 727; each one is a
+# decoder step (~0.5 ms), so a 20,000-point scribble would cost ~10 s of CPU per request (docs/reliability.md)
 
 
 class Generator:
@@ -57,11 +61,15 @@ class Generator:
         """Load models/generator_encoder.onnx and generator_decoder.onnx with their manifests (and the per-class
         quality measured by `training.evaluate_generator`, when present). Raises `ModelError` when a file is
         missing or corrupt or the two graphs do not belong together."""
-        encoder = load_onnx("generator_encoder", models_dir, threads=1)  # one thread: the steps are tiny
-        decoder = load_onnx("generator_decoder", models_dir, threads=1)
+        # one thread each: the steps are tiny
+        encoder = load_onnx("generator_encoder", models_dir, threads=1, expect_inputs=ENCODER_INPUTS)
+        decoder = load_onnx("generator_decoder", models_dir, threads=1, expect_inputs=DECODER_INPUTS)
         e, d = encoder.manifest, decoder.manifest
         if e.classes != d.classes or e.scale_factor != d.scale_factor:
-            raise ModelError(f"{models_dir}: generator_encoder and generator_decoder come from different exports")
+            raise ModelError(
+                f"{models_dir}: generator_encoder and generator_decoder come from different exports; "
+                "re-export both with `python -m training.export_generator`"
+            )
         return cls(encoder, decoder, _load_quality(Path(models_dir) / QUALITY_FILE))
 
     # -----------------------------------------------------------------------------------------------------------
@@ -128,6 +136,11 @@ class Generator:
         docstring). At most max_len new points. Raises DrawingError on bad input, ValueError for an unknown word."""
         raw = validate_canvas(strokes)  # DrawingError for anything that is not a drawing
         prepared = from_canvas(raw)
+        if len(prepared.stroke3) > MAX_FINISH_POINTS:
+            raise DrawingError(
+                f"the drawing has {len(prepared.stroke3):,} points after simplification; "
+                f"at most {MAX_FINISH_POINTS:,} can be finished"
+            )
         label = self.unknown_class if word is None else self.label(word)
         user = normalize(prepared.stroke3, self.scale)  # (N, 3) offsets in scale units, simplified frame
         user5 = to_stroke5(user)  # (N + 1, 5), start token first, the last point marked as a pen lift
