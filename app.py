@@ -21,17 +21,29 @@ from pathlib import Path
 _STARTED = time.perf_counter()  # before the gradio import, which is most of the start-up time
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before importing gradio: no look-ups of outside hosts
+# Gradio's queue rebuilds a pandas summary of its last 10,000 events after every event, for a monitoring page this
+# app does not enable: 2-11 ms of CPU per API request, and pandas imported at the first one. Once per 10^9 events is
+# never (docs/reliability.md, "The floor").
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
 
 import gradio as gr  # noqa: E402
 
 from sketchlab.errors import DrawingError, ModelError  # noqa: E402
 from sketchlab.page import NewestOnly, details_html, guesses_html, page_seq  # noqa: E402
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
-from sketchlab.service import MAX_SEED, MAX_VARIATIONS, TEMPERATURE_RANGE, WARMUP_DRAWING, Service  # noqa: E402
+from sketchlab.service import (  # noqa: E402
+    MAX_PAYLOAD_CHARS,
+    MAX_SEED,
+    MAX_VARIATIONS,
+    TEMPERATURE_RANGE,
+    WARMUP_DRAWING,
+    Service,
+)
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise (--host 0.0.0.0 to expose)
 DEFAULT_PORT = 7860  # Gradio's usual port
+MAX_REQUEST_BYTES = 4 * MAX_PAYLOAD_CHARS  # one drawing's JSON, escaped inside the request's JSON; Gradio sets no limit
 API_CONCURRENCY = 4  # API requests run at once; ONNX Runtime sessions are thread-safe, and there are few cores
 DEFAULT_TEMPERATURE = 0.4  # sketch-rnn samples look clean near 0.2-0.5
 DEFAULT_VARIATIONS = 3
@@ -269,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         show_error=True,
         prevent_thread_lock=True,
         quiet=True,
+        app_kwargs={"max_body_size": MAX_REQUEST_BYTES},  # FastAPI answers 413 before reading more
     )
     warm_up_live_path(demo, demo.local_url)
     log.info("serving on %s (%.2f s after start)", demo.local_url, time.perf_counter() - _STARTED)

@@ -174,6 +174,23 @@ def test_no_file_outside_assets_is_served(app, canary_file):
     assert leaks == []
 
 
+def test_oversized_requests_are_refused_before_they_are_read(app):
+    """Gradio sets no limit on request bodies; app.py does (MAX_REQUEST_BYTES), so a huge body costs no memory."""
+    url, pid, *_ = app
+    u = urllib.parse.urlsplit(url)
+    for path in ("/gradio_api/queue/join", "/gradio_api/run/classify", "/gradio_api/run/predict"):
+        body = b'{"data": ["' + b"[" * (6 * 1024 * 1024) + b'"], "fn_index": 0, "session_hash": "big"}'
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        try:
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
+            assert conn.getresponse().status == 413, path
+        except (BrokenPipeError, ConnectionResetError):  # the server may close before the whole body is sent
+            pass
+        finally:
+            conn.close()
+    assert get(url, "/config")[0] == 200
+
+
 def test_no_connection_to_outside_hosts(app):
     url, _, trap, started = app
     assert get(url, "/")[0] == 200 and get(url, "/config")[0] == 200  # the page and its config
@@ -258,8 +275,13 @@ def test_analytics_are_off_before_gradio_is_imported():
         off = source.find('os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"')
         first_import = min(i for i in (source.find("import gradio"), source.find("from gradio")) if i >= 0)
         assert 0 <= off < first_import, path
-    env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_ENABLED"}
-    probe = "import app, gradio.analytics as a, sys; sys.exit(0 if not a.analytics_enabled() else 1)"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_ANALYTICS_CACHE_FREQUENCY")
+    }
+    probe = (
+        "import app, gradio.analytics as a, os, sys\n"  # and the per-event summary off too (docs: The floor)
+        "sys.exit(0 if not a.analytics_enabled() and os.environ['GRADIO_ANALYTICS_CACHE_FREQUENCY'] == '1' + '0' * 9 else 1)"
+    )
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, timeout=120).returncode == 0
 
 
