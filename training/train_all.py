@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--cache", default=str(DEFAULT_CACHE))
-    parser.add_argument("--minutes", type=float, default=80.0, help="time budget of each classifier training (as shipped)")
+    parser.add_argument(
+        "--minutes", type=float, default=80.0, help="time budget of each classifier training (as shipped)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per training process")
     parser.add_argument("--baselines", action="store_true", help="also train the two baseline recipes")
     parser.add_argument("--skip-generator", action="store_true")
