@@ -191,8 +191,8 @@ def _mutate_once(d: list, rng: random.Random) -> object:
     elif kind == 7:  # time dropped ([x, y] points), or time running backwards
         drop = rng.random() < 0.5
         return [[p[:2] if drop else [p[0], p[1], -p[2]] for p in st] for st in d]
-    elif kind == 8:  # strokes repeated
-        return d * rng.choice((2, 50, 400))
+    elif kind == 8:  # strokes repeated, to around and beyond MAX_STROKES (not to millions: json.dumps would take GBs)
+        return d * min(rng.choice((2, 50, 400)), max(2, 4 * MAX_STROKES // max(1, len(d))))
     elif kind == 9:  # one more level of nesting, or one less
         return [d] if rng.random() < 0.5 else [p for st in d for p in st]
     elif kind == 10:  # a dict wrapper, with or without the right key
