@@ -15,6 +15,7 @@ import uuid
 from collections import Counter, defaultdict
 
 from scripts.fuzz import describe, random_json, random_payload, random_temperature, real_drawings
+from sketchlab.service import MAX_PAYLOAD_CHARS
 
 
 def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
@@ -42,6 +43,8 @@ def _queued(base: str, fn_index: int, data: list, event_data: object = None) -> 
     return {"error": "the stream ended without an answer"}
 
 
+MAX_REQUEST_BYTES = 4 * MAX_PAYLOAD_CHARS  # as app.MAX_REQUEST_BYTES (app.py imports gradio; this module does not)
+CUT_OFF = ("no answer", "the stream ended")  # the server answered 413 and closed before the body was sent
 GRADIO_INPUT_CHECK = "Could not preprocess input component"  # Gradio's own check of a value against its component
 
 
@@ -77,6 +80,7 @@ def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | Non
         if values and name in ("classify", "complete"):
             values[0] = payload if isinstance(payload, str) else json.dumps(payload, default=str)
         event = {"strokes": payload, "seq": rng.choice((1, -1, "x", None, 1e309))}
+        oversized = len(json.dumps({"data": values, "event_data": event})) > MAX_REQUEST_BYTES
         try:
             if dep.get("queue") is False:  # the live guesses: one direct call, as the page makes it
                 body = {"fn_index": i, "data": values, "event_data": event, "session_hash": uuid.uuid4().hex[:12]}
@@ -86,7 +90,9 @@ def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | Non
                 out = _queued(base, i, values, event)
         except (OSError, ValueError) as e:
             out = {"error": f"no answer: {type(e).__name__}: {e}"}
-        if "error" not in out or out.get("error") is None and "data" in out:
+        if oversized and (out.get("http") == 413 or str(out.get("error", "")).startswith(CUT_OFF)):
+            stats[name]["refused: body over the limit"] += 1  # app.MAX_REQUEST_BYTES: 413, the rest left unread
+        elif "error" not in out or out.get("error") is None and "data" in out:
             stats[name]["ok"] += 1
         elif "duration" in out or out.get("title") == "join refused":
             stats[name]["message"] += 1
