@@ -37,15 +37,23 @@ def drawing_of(points: int, data: Path | None) -> Prepared:
 
 
 def _torch_model(kind: str, config: dict):
-    import torch
 
     from training.models_classifier import CNNConfig, StrokeConfig, build
 
     fields = {f.name for f in dataclasses.fields(StrokeConfig if kind == "stroke" else CNNConfig)}
     config = config.get("model_config", config)  # the manifest stores the training config; the architecture is inside
-    model = build(kind, {k: v for k, v in config.items() if k in fields}).eval()
-    torch.set_grad_enabled(False)
-    return model
+    return build(kind, {k: v for k, v in config.items() if k in fields}).eval()
+
+
+def _no_grad(fn):
+    """`fn` run without autograd bookkeeping, as inference is (no global switch: other benchmarks train)."""
+    import torch
+
+    def call():
+        with torch.no_grad():
+            return fn()
+
+    return call
 
 
 def run(data: Path | None, calls: int = 200) -> list[Timing]:
@@ -82,13 +90,13 @@ def run(data: Path | None, calls: int = 200) -> list[Timing]:
         model = _torch_model("stroke", classifier.models["stroke"].manifest.config)
         t1, tb = torch.from_numpy(x1), torch.from_numpy(xb)
         l1, lb = torch.from_numpy(n1), torch.from_numpy(nb)
-        rows.append(time_calls("stroke model, torch eager, batch 1", lambda: model(t1, l1), calls))
-        rows.append(time_calls(f"stroke model, torch eager, batch {BIG_BATCH}", lambda: model(tb, lb), 10))
+        rows.append(time_calls("stroke model, torch eager, batch 1", _no_grad(lambda: model(t1, l1)), calls))
+        rows.append(time_calls(f"stroke model, torch eager, batch {BIG_BATCH}", _no_grad(lambda: model(tb, lb)), 10))
     if "cnn" in classifier.models:
         model = _torch_model("cnn", classifier.models["cnn"].manifest.config)
         t1, tb = torch.from_numpy(i1), torch.from_numpy(ib)
-        rows.append(time_calls("CNN, torch eager, batch 1", lambda: model(t1), calls))
-        rows.append(time_calls(f"CNN, torch eager, batch {BIG_BATCH}", lambda: model(tb), 20))
+        rows.append(time_calls("CNN, torch eager, batch 1", _no_grad(lambda: model(t1)), calls))
+        rows.append(time_calls(f"CNN, torch eager, batch {BIG_BATCH}", _no_grad(lambda: model(tb)), 20))
     return rows
 
 
