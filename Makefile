@@ -24,7 +24,7 @@ browser:  ## Debian's Chromium for the browser tests (Playwright cannot download
 
 test: setup browser  ## lint + every test (browser tests included)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 test-fast: setup  ## unit tests only
 	$(PY) -m pytest -q -m "not browser and not slow"

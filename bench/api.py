@@ -10,61 +10,19 @@ client, so compare `classify` with `health` (a no-op) to see what the models add
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from bench.timing import Timing, machine, table, time_calls
+from scripts import app_server
 
-ROOT = Path(__file__).resolve().parent.parent
 DRAWING = [
     [[60, 80, 0], [180, 60, 120], [260, 140, 240], [200, 260, 360], [80, 240, 480], [60, 80, 600]],
     [[120, 140, 900], [200, 150, 1000]],
     [[140, 200, 1300], [180, 210, 1400]],
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_app(timeout: float = 60.0) -> Iterator[tuple[str, subprocess.Popen, float]]:
-    """Start app.py on a free 127.0.0.1 port; yields (url, process, seconds from start to serving)."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while time.perf_counter() - start < timeout:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError(f"app.py did not serve within {timeout} s")
-        yield f"http://127.0.0.1:{port}/", proc, time.perf_counter() - start
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
 
 
 def measure(url: str, calls: int) -> list[Timing]:
@@ -83,9 +41,12 @@ def measure(url: str, calls: int) -> list[Timing]:
 def run(calls: int = 100, url: str | None = None) -> list[Timing]:
     if url:
         return measure(url, calls)
-    with running_app() as (started_url, _, startup):
-        rows = measure(started_url, calls)
-    return [Timing("app start to serving (port open)", 1, startup * 1e3, startup * 1e3), *rows]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        with app_server.running_app(Path(tmp) / "app.log") as (started_url, _):
+            startup = time.perf_counter() - start
+            rows = measure(started_url, calls)
+    return [Timing("app start to serving (first answer on /)", 1, startup * 1e3, startup * 1e3), *rows]
 
 
 def main(argv: list[str] | None = None) -> None:

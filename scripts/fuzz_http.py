@@ -40,9 +40,10 @@ def _queued(base: str, fn_index: int, data: list, event_data: object = None) -> 
                 msg = json.loads(line[5:])
                 if msg.get("msg") == "process_completed":
                     return msg.get("output") or {}
-    return {"error": "the stream ended without an answer"}
+    return {"error": STREAM_DROPPED}
 
 
+STREAM_DROPPED = "the stream ended without an answer"
 MAX_REQUEST_BYTES = 4 * MAX_PAYLOAD_CHARS  # as app.MAX_REQUEST_BYTES (app.py imports gradio; this module does not)
 CUT_OFF = ("no answer", "the stream ended")  # the server answered 413 and closed before the body was sent
 GRADIO_INPUT_CHECK = "Could not preprocess input component"  # Gradio's own check of a value against its component
@@ -62,6 +63,7 @@ def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | Non
     deps = config["dependencies"]
     stats: dict[str, Counter] = defaultdict(Counter)
     failures = []
+    dropped: Counter = Counter()  # event streams closed without an answer (then sent again), per event
     health = next(i for i, d in enumerate(deps) if d.get("api_name") == "health")
     targets = [i for i in range(len(deps)) if i != health]
     before = _queued(base, health, []).get("data")
@@ -88,6 +90,11 @@ def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | Non
                 out = json.loads(text) if text.startswith(b"{") else {"error": text[:200].decode(errors="replace")}
             else:
                 out = _queued(base, i, values, event)
+                if out.get("error") == STREAM_DROPPED and not oversized:
+                    # Open defect (about 1 in 1,000 events): the server closed the event stream with no message and
+                    # no app exception. Counted, and the same payload sent again: it must still get a real answer.
+                    dropped[name] += 1
+                    out = _queued(base, i, values, event)
         except (OSError, ValueError) as e:
             out = {"error": f"no answer: {type(e).__name__}: {e}"}
         if oversized and (out.get("http") == 413 or str(out.get("error", "")).startswith(CUT_OFF)):
@@ -104,4 +111,4 @@ def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | Non
             log(f"UNDOCUMENTED {name}: {failures[-1]['answer']}")
     after = _queued(base, health, []).get("data")
     return {"cases": sum(sum(c.values()) for c in stats.values()), "per_event": {k: dict(v) for k, v in stats.items()},
-            "undocumented": failures, "healthy": before == after}  # fmt: skip
+            "undocumented": failures, "healthy": before == after, "streams_dropped": dict(dropped)}  # fmt: skip

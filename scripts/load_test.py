@@ -25,7 +25,6 @@ import os
 import random
 import ssl
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -41,6 +40,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # gradio_client sends telemetr
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from scripts import app_server  # noqa: E402
 from sketchlab.data import default_data_dir, iter_drawings  # noqa: E402
 from sketchlab.strokes import MIN_EXTENT  # noqa: E402
 
@@ -387,42 +387,12 @@ def client_poll(seconds: float | None):
 # The app under test
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def started_app(models: Path | None, log_path: Path, env: dict[str, str] | None = None):
     """app.py on a free loopback port; yields (url, pid) once it answers. `env`: its whole environment."""
-    port = free_port()
-    cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)] + (["--models", str(models)] if models else [])
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"} if env is None else env
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"app.py did not answer within {START_TIMEOUT_S} s; see {log_path}") from None
-                time.sleep(0.2)
+    args = ["--models", str(models)] if models else []
+    with app_server.running_app(log_path, *args, env=env, timeout=START_TIMEOUT_S) as (url, proc):
         yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def print_report(report: dict) -> None:

