@@ -97,8 +97,13 @@ def _as_strokes_fast(strokes: Sequence) -> Drawing | None:
         sizes = [len(s) for s in strokes]
         if not all(sizes) or sum(sizes) > MAX_POINTS:
             return None
-        flat = np.asarray([p for s in strokes for p in s])
+        if all(isinstance(s, np.ndarray) and s.ndim == 2 for s in strokes):  # e.g. a drawing validated before
+            flat = np.concatenate(strokes) if len({s.shape[1] for s in strokes}) == 1 else None
+        else:
+            flat = np.asarray([p for s in strokes for p in s])
     except (TypeError, ValueError):
+        return None
+    if flat is None:
         return None
     if flat.dtype.kind not in "iuf" or flat.ndim != 2 or flat.shape[1] not in (2, 3):
         return None

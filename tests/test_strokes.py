@@ -180,3 +180,15 @@ def test_validate_canvas_never_raises_anything_else(payload):
 def test_from_ndjson_strokes_rejects_bad_nesting(bad):
     with pytest.raises(DrawingError):
         from_ndjson_strokes(bad)
+
+
+def test_arrays_take_the_same_checks_as_lists(square_canvas):
+    arrays = validate_canvas(square_canvas)
+    again = validate_canvas(arrays)  # already validated: one concatenate, same result
+    for a, b in zip(arrays, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    mixed = validate_canvas([np.array([[0.0, 0.0], [3.0, 4.0]]), np.array([[1.0, 1.0, 5.0]])])  # (n, 2) and (n, 3)
+    np.testing.assert_array_equal(mixed[0], [[0, 0, 0], [3, 4, 0]])
+    for bad in ([np.array([[0.0, 0.0, 0.0], [np.nan, 1.0, 2.0]])], [np.array([[0.0, 0.0, 0.0], [1e12, 1.0, 2.0]])]):
+        with pytest.raises(DrawingError):
+            validate_canvas(bad)
