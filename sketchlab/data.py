@@ -154,9 +154,22 @@ def bitmap_words(root: str | Path) -> list[str]:
     return sorted(p.stem for p in (Path(root) / "full" / "numpy_bitmap").glob("*.npy"))
 
 
-def bitmap_split(word: str, row: int) -> Split:
-    """Split of a Google bitmap that has no key_id: by its (word, row) identity, salted like the drawings."""
-    return split_of(f"bitmap:{word}:{row}", None)
+def read_bitmap_pairs(root: str | Path) -> dict[str, dict[str, str]]:
+    """`full/numpy_bitmap_pairs.json` ({word: {row: key_id}}: bitmaps Google rendered from a simplified drawing in this
+    folder) when the folder has it, else {} (a full official download has no such file)."""
+    path = Path(root) / "full" / "numpy_bitmap_pairs.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def bitmap_splits(word: str, n_rows: int, pairs: dict[str, dict[str, str]]) -> list[Split]:
+    """Split of each row of `word`'s bitmaps. A bitmap rendered from a drawing here takes that drawing's split, so a
+    held-out drawing's bitmap never trains the CNN; the others, which have no key_id, split by their (word, row)
+    identity, salted like the drawings."""
+    paired = pairs.get(word, {})
+    return [
+        split_of(paired[str(row)]) if str(row) in paired else split_of(f"bitmap:{word}:{row}", None)
+        for row in range(n_rows)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------

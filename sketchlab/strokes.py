@@ -254,11 +254,6 @@ def from_stroke5(stroke5: np.ndarray) -> np.ndarray:
     return out
 
 
-def stroke5_length(stroke5: np.ndarray) -> int:
-    """Number of drawing rows in a stroke-5 array (not counting the start token or padding)."""
-    return len(from_stroke5(stroke5))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Normalisation (magenta `calculate_normalizing_scale_factor` / `normalize`, without mutation)
 

@@ -163,3 +163,16 @@ def test_real_data_layout(data_dir):
     assert read_bitmaps(data_dir, "cat").shape[1] == 784
     # records without key_id exist (README) and are read
     assert any(r.key_id is None for r in iter_drawings(data_dir, "simplified", ["cake", "snowman", "teapot"]))
+
+
+def test_bitmap_splits_follow_the_paired_drawing(tmp_path):
+    from sketchlab.data import bitmap_splits, read_bitmap_pairs
+    from sketchlab.split import split_of
+
+    assert read_bitmap_pairs(tmp_path) == {}  # a full official download has no pairs file
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "numpy_bitmap_pairs.json").write_text(json.dumps({"cat": {"1": "5152802093400064"}}))
+    pairs = read_bitmap_pairs(tmp_path)
+    splits = bitmap_splits("cat", 3, pairs)
+    assert splits[1] == split_of("5152802093400064")  # the drawing's split: its bitmap never trains when it is held out
+    assert splits[0] == split_of("bitmap:cat:0") and splits == bitmap_splits("cat", 3, pairs)

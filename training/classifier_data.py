@@ -138,18 +138,13 @@ def build_cache(root: str | Path, classes: list[str] | None = None, progress: bo
 
 
 def _bitmaps(root: Path, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pairs_path = root / "full" / "numpy_bitmap_pairs.json"
-    pairs = json.loads(pairs_path.read_text()) if pairs_path.exists() else {}
+    pairs = qd.read_bitmap_pairs(root)
     labels, splits, rasters = [], [], []
     for word in qd.bitmap_words(root):
         if word not in index:
             continue
         bitmaps = np.asarray(qd.read_bitmaps(root, word))
-        paired = pairs.get(word, {})
-        for row in range(len(bitmaps)):
-            key = paired.get(str(row))
-            s = split_of(key) if key is not None else qd.bitmap_split(word, row)
-            splits.append(SPLIT_CODE[s])
+        splits += [SPLIT_CODE[s] for s in qd.bitmap_splits(word, len(bitmaps), pairs)]
         labels.append(np.full(len(bitmaps), index[word], np.int64))
         rasters.append(bitmaps.reshape(-1, 28, 28))
     if not labels:

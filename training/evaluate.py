@@ -26,7 +26,7 @@ from sketchlab.classify import Classifier
 from sketchlab.errors import DrawingError
 from sketchlab.prepare import from_canvas, from_simplified
 from sketchlab.runtime import MODELS_DIR, Manifest
-from sketchlab.split import Split, split_of
+from sketchlab.split import Split
 
 RICH_MIN = 440  # acceptance: classes with at least this many simplified drawings in the folder
 BATCH = 512  # drawings per ONNX call
@@ -83,8 +83,7 @@ def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]
 
 def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Google's bitmaps (B, 28, 28) and labels; a bitmap paired with a drawing takes that drawing's split."""
-    pairs_path = root / "full" / "numpy_bitmap_pairs.json"
-    pairs = json.loads(pairs_path.read_text()) if pairs_path.exists() else {}
+    pairs = qd.read_bitmap_pairs(root)
     images, labels = [], []
     for word in qd.bitmap_words(root):
         if word not in index:
@@ -92,11 +91,8 @@ def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tupl
         bitmaps = qd.read_bitmaps(root, word)
         rows = np.arange(len(bitmaps))
         if split is not None:
-            paired = pairs.get(word, {})
-            keep = [
-                (split_of(paired[str(r)]) if str(r) in paired else qd.bitmap_split(word, int(r))) == split for r in rows
-            ]
-            rows = rows[np.array(keep, bool)] if len(rows) else rows
+            keep = np.array([s == split for s in qd.bitmap_splits(word, len(bitmaps), pairs)], bool)
+            rows = rows[keep] if len(rows) else rows
         images.append(np.asarray(bitmaps[rows]).reshape(-1, 28, 28))
         labels.append(np.full(len(rows), index[word], np.int64))
     if not images:
