@@ -63,6 +63,14 @@ def drop_strokes(drawing: Drawing, rng: np.random.Generator, prob: float = STROK
     return [np.array(s) for s, k in zip(drawing, keep, strict=True) if k]
 
 
+def random_mirror(stroke3: np.ndarray, rng: np.random.Generator, prob: float = 0.5) -> np.ndarray:
+    """Mirror left-right (dx -> -dx) with probability `prob`: a cat facing left is still a cat."""
+    out = np.array(stroke3, dtype=np.float64)
+    if rng.random() < prob:
+        out[:, 0] = -out[:, 0]
+    return out
+
+
 def augment_stroke3(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The usual chain for stroke-3 training data: drop points, rotate, scale."""
     return random_scale(random_rotate(drop_points(stroke3, rng), rng), rng)

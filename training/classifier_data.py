@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sketchlab import data as qd
-from sketchlab.augment import augment_stroke3
+from sketchlab.augment import augment_stroke3, random_mirror
 from sketchlab.errors import DrawingError
 from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas, from_simplified
 from sketchlab.split import Split, split_of
@@ -262,8 +262,10 @@ def stroke_batches(
     rng: np.random.Generator | None,
     rank: int = 0,
     world: int = 1,
+    mirror: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`."""
+    """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
+    (and mirrored left-right half the time when `mirror`)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
         if len(idx) == 0:  # a short final evaluation batch can leave a rank nothing
@@ -273,6 +275,8 @@ def stroke_batches(
             s = cache.stroke3(i)
             if rng is not None:
                 s = augment_stroke3(s, rng)
+                if mirror:
+                    s = random_mirror(s, rng)
             seqs.append(stroke_tensor(s, scale, max_points))
         x, lengths = collate_strokes(seqs)
         yield x, lengths, torch.from_numpy(cache.label[idx])

@@ -151,9 +151,11 @@ def _tuples(config: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
 
 
-def augment_rasters(x: torch.Tensor, generator: torch.Generator, degrees: float, scale: float, shift: float):
+def augment_rasters(
+    x: torch.Tensor, generator: torch.Generator, degrees: float, scale: float, shift: float, mirror: bool = False
+):
     """Random small affine warps of a batch of images (B, 1, H, W): rotation +-degrees, zoom 1 +- scale, shift in
-    pixels. Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch would cost more
+    pixels, and a left-right mirror of half the images when `mirror`. Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch would cost more
     than the training step)."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=generator) * 2 - 1  # (B, 4) uniform in -1..1
@@ -166,5 +168,8 @@ def augment_rasters(x: torch.Tensor, generator: torch.Generator, degrees: float,
     theta[:, 1, 0] = torch.sin(angle) / zoom
     theta[:, 1, 1] = torch.cos(angle) / zoom
     theta[:, :, 2] = t
+    if mirror:  # x_in = -x_out: negate the first column of the sampling matrix
+        flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+        theta[:, :, 0] *= flip.unsqueeze(1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
