@@ -17,7 +17,7 @@ from .raster import rasterize
 from .simplify import simplify
 from .strokes import Drawing, normalize, to_stroke3, to_stroke5
 
-PREPROCESSING_VERSION = "qd-simplify-1/raster-1"  # bump when any step changes what a model sees; stored in manifests
+PREPROCESSING_VERSION = "qd-simplify-1/raster-2"  # bump when any step changes what a model sees; stored in manifests
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DrawingError
-from .strokes import MIN_EXTENT, Drawing, validate_canvas
+from .strokes import MIN_EXTENT, Drawing, split_flat, validate_canvas_flat
 
 SIMPLIFIED_SIZE = 255  # the longer side after scaling, as in the official "simplified" files
 RESAMPLE_SPACING = 1.0  # pixels between resampled points
@@ -29,13 +29,16 @@ def align_and_scale(drawing: Drawing, size: float = SIMPLIFIED_SIZE) -> Drawing:
     Returns new (n_i, 2) float64 arrays. Raises `DrawingError` if all points coincide.
     """
     xy = [np.asarray(s, dtype=np.float64)[:, :2] for s in drawing]
-    allxy = np.concatenate(xy)
-    lo = allxy.min(axis=0)
-    extent = float((allxy.max(axis=0) - lo).max())
+    return split_flat(_align_and_scale_flat(np.concatenate(xy), size), np.array([len(s) for s in xy]))
+
+
+def _align_and_scale_flat(xy: np.ndarray, size: float = SIMPLIFIED_SIZE) -> np.ndarray:
+    """`align_and_scale` on all points at once, (N, 2) -> (N, 2) float64."""
+    lo = xy.min(axis=0)
+    extent = float((xy.max(axis=0) - lo).max())
     if not extent >= MIN_EXTENT:
         raise DrawingError("the drawing is a single point; draw a line or a shape")
-    scale = size / extent
-    return [(s - lo) * scale for s in xy]
+    return (xy - lo) * (size / extent)
 
 
 def _arc_lengths(stroke: np.ndarray) -> np.ndarray:
@@ -79,29 +82,48 @@ def _rdp_many(points: np.ndarray, sizes: np.ndarray, epsilon: float) -> tuple[np
     keep = np.zeros(len(points), dtype=bool)
     keep[ends - sizes] = True  # first point of each polyline
     keep[ends - 1] = True  # and its last: no span crosses from one polyline to the next
-    inside = np.flatnonzero(~keep)  # points of spans that may still split, sorted
+    inside = (~keep).nonzero()[0]  # points of spans that may still split, sorted
+    # ~15 passes of ~40 array operations each on ~2,000 points: ndarray methods and preallocated outputs instead of
+    # np.diff / np.repeat / np.flatnonzero, whose Python wrappers cost as much as the arithmetic here.
     while len(inside):
-        kept = np.flatnonzero(keep)
-        right = np.searchsorted(kept, inside)  # span id: index of the span's right end in `kept`
-        starts = np.flatnonzero(np.diff(right, prepend=-1))  # each span is one run of `inside`
-        lengths = np.diff(starts, append=len(inside))
-        a, b = kept[right[starts] - 1], kept[right[starts]]  # span ends, one per span
+        n = len(inside)
+        kept = keep.nonzero()[0]
+        right = kept.searchsorted(inside)  # span id: index of the span's right end in `kept`
+        new_span = np.empty(n, dtype=bool)
+        new_span[0] = True
+        np.not_equal(right[1:], right[:-1], out=new_span[1:])
+        starts = new_span.nonzero()[0]  # each span is one run of `inside`
+        lengths = np.empty_like(starts)
+        np.subtract(starts[1:], starts[:-1], out=lengths[:-1])
+        lengths[-1] = n - starts[-1]
+        ends_right = right[starts]
+        a, b = kept[ends_right - 1], kept[ends_right]  # span ends, one per span
         ax, ay = xs[a], ys[a]
         dx, dy = xs[b] - ax, ys[b] - ay
-        px, py = xs[inside] - np.repeat(ax, lengths), ys[inside] - np.repeat(ay, lengths)
+        px, py = xs[inside] - ax.repeat(lengths), ys[inside] - ay.repeat(lengths)
         # Within a span the chord length is constant, so the farthest point is the one with the largest
         # |cross product|; it splits the span when that exceeds epsilon * chord length.
-        value = np.abs(np.repeat(dx, lengths) * py - np.repeat(dy, lengths) * px)
-        limit = epsilon * np.hypot(dx, dy)
+        value = dx.repeat(lengths) * py
+        value -= dy.repeat(lengths) * px
+        np.abs(value, out=value)
+        limit = np.hypot(dx, dy)
+        limit *= epsilon
         closed = limit == 0
         if closed.any():  # closed chord: distance to the span's end point instead
-            on_closed = np.repeat(closed, lengths)
+            on_closed = closed.repeat(lengths)
             value[on_closed] = np.hypot(px[on_closed], py[on_closed])
             limit[closed] = epsilon
         span_max = np.maximum.reduceat(value, starts)
-        splits = np.repeat(span_max > limit, lengths)
-        farthest = np.flatnonzero(splits & (value == np.repeat(span_max, lengths)))
-        first = farthest[np.diff(right[farthest], prepend=-1) != 0]  # first farthest point of each splitting span
+        splitting = span_max > limit
+        if not splitting.any():
+            break
+        splits = splitting.repeat(lengths)
+        farthest = ((value == span_max.repeat(lengths)) & splits).nonzero()[0]
+        span_of = right[farthest]
+        first_of_span = np.empty(len(farthest), dtype=bool)
+        first_of_span[0] = True
+        np.not_equal(span_of[1:], span_of[:-1], out=first_of_span[1:])
+        first = farthest[first_of_span]  # the first farthest point of each splitting span
         keep[inside[first]] = True
         splits[first] = False
         inside = inside[splits]  # drop finished spans and the new kept points
@@ -153,9 +175,14 @@ def simplify_strokes(strokes: list[np.ndarray], epsilon: float = SIMPLIFY_EPSILO
     pixel of ink. `tests/test_simplify.py` checks it against the textbook recursion.
     """
     sizes = np.array([len(s) for s in strokes])
-    candidates, counts = _vertex_candidates(np.concatenate(strokes)[:, :2].astype(np.float64), sizes)
-    kept, counts = _rdp_many(candidates, counts, epsilon)
-    return np.split(kept, np.cumsum(counts)[:-1])
+    points = np.concatenate(strokes)[:, :2].astype(np.float64)
+    return split_flat(*_simplify_flat(points, sizes, epsilon))
+
+
+def _simplify_flat(points: np.ndarray, sizes: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """`simplify_strokes` on strokes stored one after the other: (N, 2), (S,) -> kept points (K, 2), sizes (S,)."""
+    candidates, counts = _vertex_candidates(points, sizes)
+    return _rdp_many(candidates, counts, epsilon)
 
 
 def simplify(strokes: object) -> Drawing:
@@ -164,5 +191,6 @@ def simplify(strokes: object) -> Drawing:
     Accepts anything `validate_canvas` accepts (lists of `[x, y, t]` points, or (n_i, 2|3) arrays) and raises
     `DrawingError` for the rest.
     """
-    raw = validate_canvas(strokes)
-    return [np.rint(s).astype(np.int32) for s in simplify_strokes(align_and_scale(raw))]
+    raw, sizes = validate_canvas_flat(strokes)
+    kept, sizes = _simplify_flat(_align_and_scale_flat(raw[:, :2]), sizes, SIMPLIFY_EPSILON)
+    return split_flat(np.rint(kept).astype(np.int32), sizes)

@@ -90,9 +90,10 @@ def _as_stroke(stroke: object, i: int) -> np.ndarray:
     return np.array([_as_point(p, f"point {j} of stroke {i}") for j, p in enumerate(stroke)], np.float64)
 
 
-def _as_strokes_fast(strokes: Sequence) -> Drawing | None:
+def _as_flat_fast(strokes: Sequence) -> tuple[np.ndarray, np.ndarray] | None:
     """Well-formed input in one numpy conversion: all strokes non-empty lists of [x, y, t] (or all [x, y]) numbers,
-    finite and bounded. Returns None when anything differs, and the careful path finds and names the problem."""
+    finite and bounded -> (all points (N, 3) float64, stroke sizes (S,)). Returns None when anything differs, and the
+    careful path finds and names the problem."""
     try:
         sizes = [len(s) for s in strokes]
         if not all(sizes) or sum(sizes) > MAX_POINTS:
@@ -112,7 +113,13 @@ def _as_strokes_fast(strokes: Sequence) -> Drawing | None:
         return None
     if flat.shape[1] == 2:
         flat = np.column_stack([flat, np.zeros(len(flat))])
-    return np.split(flat, np.cumsum(sizes)[:-1])
+    return flat, np.array(sizes)
+
+
+def split_flat(points: np.ndarray, sizes: np.ndarray) -> list[np.ndarray]:
+    """Strokes stored one after the other in `points` (N, ...) with lengths `sizes` (S,) -> list of S views."""
+    bounds = np.cumsum(sizes).tolist()
+    return [points[b - n : b] for b, n in zip(bounds, sizes.tolist(), strict=True)]
 
 
 def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
@@ -122,14 +129,22 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
     within `MAX_STROKES` / `MAX_POINTS`; with `min_extent`, also for a drawing whose points all coincide
     (it has no size to scale to 0..255). Booleans count as the numbers 0 and 1, as they do in Python and numpy.
     """
+    return split_flat(*validate_canvas_flat(strokes, min_extent=min_extent))
+
+
+def validate_canvas_flat(strokes: object, *, min_extent: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """`validate_canvas`, returning the points of all strokes one after the other, (N, 3) float64 `[x, y, t_ms]`,
+    and the stroke sizes (S,) int, instead of a list (the preprocessing works on this layout)."""
     if not _is_list(strokes):
         raise DrawingError(f"a drawing must be a list of strokes, got {type(strokes).__name__}")
     if len(strokes) == 0:
         raise DrawingError("the drawing has no strokes")
     if len(strokes) > MAX_STROKES:
         raise DrawingError(f"the drawing has {len(strokes)} strokes; at most {MAX_STROKES} are allowed")
-    out = _as_strokes_fast(strokes)
-    if out is None:  # something is off: go stroke by stroke, point by point, to say exactly what
+    fast = _as_flat_fast(strokes)
+    if fast is not None:
+        flat, sizes = fast
+    else:  # something is off: go stroke by stroke, point by point, to say exactly what
         total = 0
         out = []
         for i, stroke in enumerate(strokes):
@@ -140,11 +155,12 @@ def validate_canvas(strokes: object, *, min_extent: bool = True) -> Drawing:
                         f"the drawing has more than {MAX_POINTS} points; at most {MAX_POINTS} are allowed"
                     )
             out.append(_as_stroke(stroke, i))
+        flat, sizes = np.concatenate(out), np.array([len(s) for s in out])
     if min_extent:
-        xy = np.concatenate([s[:, :2] for s in out])
+        xy = flat[:, :2]
         if np.all(xy.max(axis=0) - xy.min(axis=0) < MIN_EXTENT):
             raise DrawingError("the drawing is a single point; draw a line or a shape")
-    return out
+    return flat, sizes
 
 
 def from_ndjson_strokes(drawing: object) -> Drawing:
