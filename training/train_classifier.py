@@ -15,7 +15,8 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +24,22 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchlab.data import default_data_dir
+from sketchlab.augment import augment_stroke3, random_mirror
+from sketchlab.data import default_data_dir, read_categories
 from sketchlab.split import Split
-from training import distributed
+from training import distributed, stream
 from training.classifier_data import (
     DEFAULT_CACHE,
     RAW,
     SIMPLIFIED,
     Cache,
+    collate_strokes,
     epoch_order,
     global_batches,
     load_or_build,
     raster_batches,
     stroke_batches,
+    stroke_tensor,
 )
 from training.models_classifier import augment_rasters, build
 
@@ -77,6 +81,8 @@ class TrainConfig:
     amp: int = 1  # bfloat16 autocast on CUDA (ignored on CPU)
     resume: int = 1  # continue from <out>/last.pt when it exists
     progress: int = 1  # tqdm bars on rank 0
+    data_mode: str = "cache"  # "cache" (all preprocessed in memory: the shipped models) | "stream" (training.stream)
+    shuffle_buffer: int = 10_000  # stream mode: examples held per rank for shuffling (~2 KB each)
 
 
 RECIPES = {
@@ -271,6 +277,53 @@ def validation_sets(cfg: TrainConfig, cache: Cache) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Streamed data (data_mode "stream": a full download, read per rank by training.stream)
+
+STREAM_VALID = 20_000  # validation drawings held in memory in stream mode (the VALID split's first, on every rank)
+
+
+def stream_config(cfg: TrainConfig, info) -> stream.StreamConfig:
+    """The training stream of this rank: the simplified and raw files of --sources, class-balanced like the cache."""
+    sources = {s.strip() for s in cfg.sources.split(",") if s.strip()}
+    if "bitmap" in sources:
+        warnings.warn("stream mode reads no numpy_bitmap files; the CNN trains on sketchlab's rasters", stacklevel=2)
+    return stream.StreamConfig(
+        root=cfg.data,
+        classes=tuple(read_categories(cfg.data)),
+        kinds=tuple(k for k in ("simplified", "raw") if k in sources) or ("simplified",),
+        balance_power=cfg.balance_power,
+        shuffle_buffer=cfg.shuffle_buffer,
+        rasters=cfg.model == "cnn",
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+
+
+def stream_batch_iter(cfg: TrainConfig, scfg: stream.StreamConfig, info, scale: float, epoch: int, n_steps: int):
+    """Yield (inputs tuple, labels) on this rank's device, as `batch_iter` does for training, from the stream."""
+    rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if cfg.augment else None
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
+    for batch in stream.batches(scfg, epoch, distributed.local_batch(cfg.batch_size, info), n_steps):
+        y = torch.tensor([e.label for e in batch], dtype=torch.int64).to(info.device)
+        if cfg.model == "stroke":
+            seqs = []
+            for e in batch:
+                s = e.stroke3
+                if rng is not None:
+                    s = augment_stroke3(s, rng)
+                    s = random_mirror(s, rng) if cfg.mirror > 0 else s
+                seqs.append(stroke_tensor(s, scale, cfg.max_points))
+            x, lengths = collate_strokes(seqs)
+            yield (x.to(info.device), lengths.to(info.device)), y
+        else:
+            x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
+            if cfg.augment:
+                x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
+            yield (x.to(info.device).contiguous(memory_format=torch.channels_last),), y
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Metrics
 
 
@@ -390,9 +443,16 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    cache = load_or_build(cfg.data, cfg.cache)
-    scale = cache.scale()
-    pool = training_pool(cfg, cache)
+    if cfg.data_mode == "stream":  # training batches streamed per rank; the validation set bounded in memory
+        scfg = stream_config(cfg, info)
+        cache = stream.validation_cache(replace(scfg, split=Split.VALID), STREAM_VALID)
+        scale, pool = stream.estimate_scale(scfg), None
+    elif cfg.data_mode == "cache":
+        cache = load_or_build(cfg.data, cfg.cache)
+        scale = cache.scale()
+        pool = training_pool(cfg, cache)
+    else:
+        raise ValueError(f"data_mode must be 'cache' or 'stream', got {cfg.data_mode!r}")
     valid = validation_sets(cfg, cache)
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
@@ -421,10 +481,15 @@ def train(cfg: TrainConfig) -> dict:
     while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
         epoch = state["epoch"]
         torch.manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)  # dropout
-        batches = batches_for_epoch(cfg, cache, pool, epoch)
+        if cfg.data_mode == "stream":
+            n_steps = stream.steps_per_epoch(scfg, cfg.batch_size, cfg.samples_per_epoch)
+            source = stream_batch_iter(cfg, scfg, info, scale, epoch, n_steps)
+        else:
+            batches = batches_for_epoch(cfg, cache, pool, epoch)
+            n_steps, source = len(batches), batch_iter(cfg, cache, pool, batches, info, scale, train=True, epoch=epoch)
         bar = tqdm(
-            batch_iter(cfg, cache, pool, batches, info, scale, train=True, epoch=epoch),
-            total=len(batches),
+            source,
+            total=n_steps,
             desc=f"{cfg.model}-{cfg.recipe} epoch {epoch + 1}",
             disable=not (info.is_main and cfg.progress),
             mininterval=10,

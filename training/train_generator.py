@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -28,9 +29,18 @@ from sketchlab.data import default_data_dir, read_categories
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.split import Split
 
-from . import distributed
+from . import distributed, stream
 from .generator_baseline import BaselineConfig, BaselineSeq2Seq, baseline_loss, teacher_prob
-from .generator_data import MAX_LEN, iter_epoch, load_split, rich_classes, shard_data, train_scale_factor
+from .generator_data import (
+    MAX_LEN,
+    MIN_POINTS,
+    batch_stroke5,
+    iter_epoch,
+    load_split,
+    rich_classes,
+    shard_data,
+    train_scale_factor,
+)
 from .generator_model import GeneratorConfig, SketchRNN, kl_loss, reconstruction_loss
 
 RECIPES = ("shipped", "baseline")
@@ -70,6 +80,9 @@ class TrainConfig:
     threads: int = 1  # torch CPU threads (the machine is shared: keep 1 unless it is yours)
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     resume: bool = True  # continue from <out>/last.pt when it exists
+    data_mode: str = "cache"  # "cache" (the split's stroke-3 held in memory) | "stream" (training.stream, per rank)
+    shuffle_buffer: int = 10_000  # stream mode: drawings held per rank for shuffling
+    steps_per_epoch: int = 0  # stream mode: optimiser steps an epoch (0: one pass, estimated from file sizes)
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -187,6 +200,31 @@ def evaluate(model, cfg: TrainConfig, data, scale: float, device, info) -> dict[
     return {k: float(v / totals[-1]) for k, v in zip(sums, totals[:-1].tolist(), strict=True)}
 
 
+STREAM_VALID_PER_WORD = 100  # stream mode: held-out drawings a word kept in memory for the validation loss
+
+
+def stream_config(cfg: TrainConfig, root: Path, classes: list[str], info) -> stream.StreamConfig:
+    """This rank's stream of simplified training drawings (stroke-3 only, no rasters)."""
+    return stream.StreamConfig(
+        root=str(root),
+        classes=tuple(classes),
+        rasters=False,
+        min_points=MIN_POINTS,
+        shuffle_buffer=cfg.shuffle_buffer,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+    )
+
+
+def stream_epoch(cfg: TrainConfig, scfg: stream.StreamConfig, batch: int, scale: float, rng, epoch: int, skip: int, n):
+    """(stroke5, lengths, labels) batches of one epoch from the stream, as `iter_epoch` yields them; the first `skip`
+    are read and dropped (a resumed epoch continues where it stopped)."""
+    for examples in itertools.islice(stream.batches(scfg, epoch, batch, n), skip, None):
+        s5, lens = batch_stroke5([e.stroke3 for e in examples], scale, cfg.max_len, rng if cfg.augment else None)
+        yield s5, lens, np.array([e.label for e in examples], np.int64)
+
+
 def save_checkpoint(path: Path, model, optimizer, cfg: TrainConfig, mcfg: dict, meta: dict) -> None:
     """Everything to resume or export: weights, optimiser, both configs, classes, scale factor, progress."""
     state = {
@@ -214,17 +252,30 @@ def train(cfg: TrainConfig) -> Path:
 
     classes = select_words(cfg, root)
     limit = cfg.limit_per_word or None
-    train_all = load_split(root, classes, Split.TRAIN, limit)
-    scale = train_scale_factor(train_all)  # from the whole TRAIN split, identical on every rank
-    train_data = shard_data(train_all, info.rank, info.world_size)
-    valid = shard_data(load_split(root, classes, Split.VALID, limit and max(1, limit // 8)), info.rank, info.world_size)
     local_bs = distributed.local_batch(cfg.batch_size, info)
-    n_batches = torch.tensor(len(train_data) // local_bs)
-    if dist.is_initialized():  # DDP needs the same number of steps on every rank
-        dist.all_reduce(n_batches, op=dist.ReduceOp.MIN)
-    n_batches = int(n_batches)
+    if cfg.data_mode == "stream":  # training drawings streamed per rank; a bounded validation set in memory
+        scfg = stream_config(cfg, root, classes, info)
+        scale = stream.estimate_scale(scfg)  # from a fixed sample of the TRAIN split, identical on every rank
+        n_valid = max(1, limit // 8) if limit else STREAM_VALID_PER_WORD
+        valid = shard_data(load_split(root, classes, Split.VALID, n_valid), info.rank, info.world_size)
+        n_train = int(stream.estimated_examples(scfg))
+        n_batches = stream.steps_per_epoch(scfg, cfg.batch_size, cfg.steps_per_epoch * cfg.batch_size)
+    elif cfg.data_mode == "cache":
+        train_all = load_split(root, classes, Split.TRAIN, limit)
+        scale = train_scale_factor(train_all)  # from the whole TRAIN split, identical on every rank
+        train_data = shard_data(train_all, info.rank, info.world_size)
+        valid = shard_data(
+            load_split(root, classes, Split.VALID, limit and max(1, limit // 8)), info.rank, info.world_size
+        )
+        n_train = len(train_all)
+        n_batches = torch.tensor(len(train_data) // local_bs)
+        if dist.is_initialized():  # DDP needs the same number of steps on every rank
+            dist.all_reduce(n_batches, op=dist.ReduceOp.MIN)
+        n_batches = int(n_batches)
+    else:
+        raise SystemExit(f"--data-mode must be 'cache' or 'stream', got {cfg.data_mode!r}")
     if n_batches == 0:
-        raise SystemExit(f"{len(train_data)} training drawings a rank is less than one batch of {local_bs}")
+        raise SystemExit(f"{n_train // info.world_size} training drawings a rank is less than one batch of {local_bs}")
 
     model, mcfg = build_model(cfg, len(classes))
     model.to(info.device)
@@ -257,7 +308,7 @@ def train(cfg: TrainConfig) -> Path:
                 "folder": str(root),
                 "words": cfg.words,
                 "n_classes": len(classes),
-                "train": len(train_all),
+                "train": n_train,
                 "limit_per_word": cfg.limit_per_word,
                 "split": "sketchlab.split TRAIN (scale factor too); VALID for loss",
             },
@@ -268,13 +319,16 @@ def train(cfg: TrainConfig) -> Path:
     stop = False
     if info.is_main:
         print(
-            f"{cfg.recipe}: {len(classes)} classes, {len(train_all)} train drawings, scale {scale:.3f}, "
+            f"{cfg.recipe}: {len(classes)} classes, {n_train} train drawings, scale {scale:.3f}, "
             f"{sum(p.numel() for p in model.parameters()):,} parameters, {n_batches} steps an epoch",
             flush=True,
         )
     while epoch < cfg.epochs and not stop:
         rng = np.random.default_rng([cfg.seed, epoch, info.rank])  # the epoch's batches, reproducible on resume
-        batches = iter_epoch(train_data, local_bs, scale, cfg.max_len, rng, cfg.augment, batch_in_epoch, n_batches)
+        if cfg.data_mode == "stream":
+            batches = stream_epoch(cfg, scfg, local_bs, scale, rng, epoch, batch_in_epoch, n_batches)
+        else:
+            batches = iter_epoch(train_data, local_bs, scale, cfg.max_len, rng, cfg.augment, batch_in_epoch, n_batches)
         bar = tqdm(
             batches, total=n_batches - batch_in_epoch, desc=f"epoch {epoch}", disable=not info.is_main, mininterval=30
         )
