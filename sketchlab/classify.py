@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .prepare import Prepared, from_canvas
+from .prepare import PREPROCESSING_VERSION, RASTER_STEP, SIMPLIFY_STEP, Prepared, from_canvas, stale_steps
 from .runtime import MODELS_DIR, Manifest, Model, load_onnx
 
 MODEL_NAMES = ("stroke", "cnn")  # models/<name>.onnx
+MODEL_STEPS = {"stroke": (SIMPLIFY_STEP,), "cnn": (SIMPLIFY_STEP, RASTER_STEP)}  # preprocessing each model sees
 MODEL_INPUTS = {"stroke": ("strokes", "lengths"), "cnn": ("image",)}  # what this code feeds each graph
 FUSION_FILE = "fusion.json"
 DEFAULT_MAX_POINTS = 200  # stroke model input cut, when a manifest does not say (it always should)
@@ -104,6 +105,14 @@ class Classifier:
             if models[name].manifest.classes != classes:
                 problems.append(f"{name} model unavailable: its classes differ from the other model's; re-export both")
                 del models[name]
+        for name, model in models.items():  # a warning, not a refusal: the model runs, a little less accurately
+            stale = stale_steps(model.manifest.preprocessing_version, MODEL_STEPS[name])
+            if stale:
+                problems.append(
+                    f"{name} model was trained with preprocessing {model.manifest.preprocessing_version!r} and this "
+                    f"runtime makes {PREPROCESSING_VERSION!r} (changed: {', '.join(stale)}); its guesses may be less "
+                    "accurate than measured: retrain or fine-tune it (`make models`)"
+                )
         fusion = Fusion.default(len(classes))
         path = Path(models_dir) / FUSION_FILE
         try:

@@ -18,6 +18,21 @@ from .simplify import simplify
 from .strokes import Drawing, normalize, to_stroke3, to_stroke5
 
 PREPROCESSING_VERSION = "qd-simplify-1/raster-2"  # bump when any step changes what a model sees; stored in manifests
+SIMPLIFY_STEP, RASTER_STEP = "qd-simplify", "raster"  # the steps the version numbers; stroke models use the first
+
+
+def stale_steps(trained_with: str, steps: tuple[str, ...] = (SIMPLIFY_STEP, RASTER_STEP)) -> list[str]:
+    """The `steps` whose version in `trained_with` (a model's PREPROCESSING_VERSION) differs from this runtime's.
+
+    "qd-simplify-1/raster-1" against "qd-simplify-1/raster-2" -> ["raster"]: a CNN trained with the old rasterizer
+    sees slightly different input now; a stroke model (steps=("qd-simplify",)) does not.
+    """
+
+    def parts(version: str) -> dict[str, str]:
+        return dict(p.rsplit("-", 1) if "-" in p else (p, "") for p in version.split("/"))
+
+    trained, current = parts(trained_with), parts(PREPROCESSING_VERSION)
+    return [s for s in steps if trained.get(s) != current.get(s)]
 
 
 @dataclass(frozen=True)

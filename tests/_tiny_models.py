@@ -20,6 +20,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from sketchlab.classify import Fusion, save_fusion
+from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest
 
 WORDS = ["cat", "dog", "house", "tree", "sun", "car", "fish"]
@@ -53,7 +54,7 @@ def _manifest(name: str, kind: str, classes, inputs, outputs, **extra) -> Manife
         inputs=inputs,
         outputs=outputs,
         input_format="stand-in model for tests",
-        preprocessing_version="test",
+        preprocessing_version=PREPROCESSING_VERSION,
         **extra,
     )
 

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+from _tiny_models import tiny_models
 from onnx import TensorProto, helper, numpy_helper
 
 from sketchlab.classify import Classifier, Fusion, Guess, Guesses, best_guesses, log_softmax, save_fusion
@@ -186,3 +187,19 @@ def test_best_guesses_orders_and_limits():
     assert [x.word for x in g] == ["b", "d", "a"]
     assert g[0].prob == pytest.approx(0.5)
     assert len(best_guesses(lp, ["a", "b", "c", "d", "e"], 10)) == 5
+
+
+def test_model_trained_with_other_preprocessing_loads_with_a_warning(tmp_path):
+    """A CNN whose manifest names an older rasterizer still serves, and the problem says what changed and the fix;
+    the stroke model does not care about the rasterizer."""
+    tiny_models(tmp_path)
+    for name in ("stroke", "cnn"):
+        path = tmp_path / f"{name}.json"
+        manifest = json.loads(path.read_text())
+        manifest["preprocessing_version"] = PREPROCESSING_VERSION.replace("raster-", "raster-0")
+        path.write_text(json.dumps(manifest))
+        Manifest.load(path)
+    clf = Classifier.load(tmp_path)
+    assert set(clf.models) == {"stroke", "cnn"}
+    assert len(clf.problems) == 1 and "cnn model" in clf.problems[0] and "raster" in clf.problems[0]
+    assert "make models" in clf.problems[0]
