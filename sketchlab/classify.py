@@ -10,6 +10,8 @@ weights the two models:
     fused log-score = w_stroke * log p_stroke + w_cnn * log p_cnn + g_fused * log prior      (then renormalised)
     each model alone:  log p_model + g_model * log prior
 
+where `fusion.json` says so for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror,
+both run in one batch.
 With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,7 @@ class Fusion:
     weights: dict[str, float]  # model name -> weight of its log-probabilities in the fused score
     prior_weight: dict[str, float]  # "stroke" | "cnn" | "fused" -> weight of log prior
     log_prior: np.ndarray  # (C,) log class frequencies of the training drawings
+    mirror: dict[str, bool] = field(default_factory=dict)  # model name -> also look at the drawing mirrored
 
     @classmethod
     def default(cls, n_classes: int) -> Fusion:
@@ -63,7 +66,12 @@ class Fusion:
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> Fusion:
         c = manifest.config
-        return cls(dict(c["weights"]), dict(c.get("prior_weight", {})), np.asarray(c["log_prior"], np.float32))
+        return cls(
+            dict(c["weights"]),
+            dict(c.get("prior_weight", {})),
+            np.asarray(c["log_prior"], np.float32),
+            {k: bool(v) for k, v in c.get("mirror", {}).items()},
+        )
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -138,10 +146,12 @@ class Classifier:
         max_points = int(manifest.config.get("max_points", DEFAULT_MAX_POINTS))
         return prepared.stroke5(manifest.scale_factor, min(len(prepared.stroke3), max_points))
 
-    def _stroke_logits(self, prepared: Sequence[Prepared]) -> np.ndarray:
+    def _stroke_logits(self, prepared: Sequence[Prepared], mirrored: bool = False) -> np.ndarray:
         # Drawings of equal length run as one batch, so no padding ever enters the model: the same numbers as one
-        # drawing at a time, as the app runs it.
+        # drawing at a time, as the app runs it. `mirrored`: each drawing and then its left-right mirror, (2B, C).
         seqs = [self.stroke_input(p) for p in prepared]
+        if mirrored:
+            seqs += [s * np.array([-1, 1, 1, 1, 1], s.dtype) for s in seqs]  # dx -> -dx
         out = np.empty((len(seqs), len(self.classes)), np.float32)
         by_length: dict[int, list[int]] = {}
         for i, s in enumerate(seqs):
@@ -173,13 +183,35 @@ class Classifier:
         out["fused"] = log_softmax(score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior)
         return out
 
+    def _views(self, name: str, prepared: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray]:
+        """Model `name`'s log-probabilities of the drawings as drawn and of their left-right mirrors, each (B, C),
+        from one batch. Mirroring the 28x28 bitmap is exactly rasterizing the mirrored drawing (it is centred)."""
+        if name == "stroke":
+            lp = log_softmax(self._stroke_logits(prepared, mirrored=True))
+        else:
+            rasters = np.stack([p.raster for p in prepared])
+            lp = log_softmax(self._cnn_logits(np.concatenate([rasters, rasters[:, :, ::-1]])))
+        return lp[: len(prepared)], lp[len(prepared) :]
+
+    def view_log_probs(self, prepared: Sequence[Prepared]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{model name: (log-probabilities as drawn, of the mirrored drawings)} for `training.fuse`, which measures
+        whether their mean helps: the models were trained on mirrored drawings too (a cat facing left is a cat)."""
+        return {name: self._views(name, prepared) for name in MODEL_NAMES if name in self.models}
+
     def raw_log_probs(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
-        """Uncalibrated log-probabilities {model name: (B, C)} of several prepared drawings (what fuse.py tunes on)."""
+        """Uncalibrated log-probabilities {model name: (B, C)} of several prepared drawings: each model's own, or
+        the mean of the two views' where `Fusion.mirror` says so."""
         out = {}
-        if "stroke" in self.models:
-            out["stroke"] = log_softmax(self._stroke_logits(prepared))
-        if "cnn" in self.models:
-            out["cnn"] = log_softmax(self._cnn_logits(np.stack([p.raster for p in prepared])))
+        for name in MODEL_NAMES:
+            if name not in self.models:
+                continue
+            if self.fusion.mirror.get(name):
+                plain, mirrored = self._views(name, prepared)
+                out[name] = log_softmax(0.5 * (plain + mirrored))
+            elif name == "stroke":
+                out[name] = log_softmax(self._stroke_logits(prepared))
+            else:
+                out[name] = log_softmax(self._cnn_logits(np.stack([p.raster for p in prepared])))
         return out
 
     def probabilities(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
@@ -190,7 +222,13 @@ class Classifier:
         """(B, 28, 28) uint8 bitmaps (e.g. Google's own) -> (B, C) calibrated CNN probabilities."""
         if "cnn" not in self.models:
             raise ModelError("the CNN is not loaded: " + "; ".join(self.problems))
-        return np.exp(self._calibrated("cnn", log_softmax(self._cnn_logits(rasters))))
+        rasters = np.asarray(rasters).reshape(-1, 28, 28)
+        if self.fusion.mirror.get("cnn"):
+            lp = log_softmax(self._cnn_logits(np.concatenate([rasters, rasters[:, :, ::-1]])))
+            lp = log_softmax(0.5 * (lp[: len(rasters)] + lp[len(rasters) :]))
+        else:
+            lp = log_softmax(self._cnn_logits(rasters))
+        return np.exp(self._calibrated("cnn", lp))
 
     def classify(self, strokes: object, top_k: int = 5) -> Guesses:
         """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input."""
@@ -223,12 +261,14 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
         classes=classes,
         inputs={name: ["B", len(classes)] for name in MODEL_NAMES},
         outputs={"fused": ["B", len(classes)]},
-        input_format="log-softmax of each classifier's logits; fused = sum_m w_m * logp_m + g * log_prior",
+        input_format="log-softmax of each classifier's logits (mean over the drawing and its mirror where `mirror`); "
+        "fused = sum_m w_m * logp_m + g * log_prior",
         preprocessing_version=PREPROCESSING_VERSION,
         config={
             "weights": fusion.weights,
             "prior_weight": fusion.prior_weight,
             "log_prior": [round(float(v), 5) for v in fusion.log_prior],
+            "mirror": fusion.mirror,
         },
         metrics=metrics,
         **(extra or {}),
