@@ -36,6 +36,7 @@ from sketchlab.service import (  # noqa: E402
     MAX_SEED,
     MAX_VARIATIONS,
     TEMPERATURE_RANGE,
+    TOP_GUESS,
     WARMUP_DRAWING,
     Service,
 )
@@ -86,10 +87,10 @@ def build(service: Service) -> gr.Blocks:
                 answer = guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
         return (gr.skip(), gr.skip()) if newest.overtaken(session, seq) else answer
 
-    def on_finish(temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
+    def on_finish(finish_as: str, temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
         data = evt._data if isinstance(evt._data, dict) else {}
         try:
-            done = service.complete(data.get("strokes"), temperature, seed)
+            done = service.complete(data.get("strokes"), temperature, seed, word=finish_as or None)
         except (DrawingError, ModelError) as e:
             raise _page_error(e) from e
         return json.dumps({"op": "finish", **done, "speed": speed, "nonce": time.time_ns()})
@@ -122,10 +123,11 @@ def build(service: Service) -> gr.Blocks:
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
 
-    def complete(strokes: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> list:
-        """Strokes JSON -> only the new strokes that finish the drawing, in the same coordinates."""
+    def complete(strokes: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, word: str = "") -> list:
+        """Strokes JSON -> only the new strokes that finish the drawing, in the same coordinates. `word`: finish it
+        as this category, as "(my top guess)", or "" to let the drawing decide."""
         try:
-            return service.complete(strokes, temperature, seed)["strokes"]
+            return service.complete(strokes, temperature, seed, word=word or None)["strokes"]
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
 
@@ -158,6 +160,14 @@ def build(service: Service) -> gr.Blocks:
                     js_on_load=_asset("draw.js", "sketchpad.js"),
                     elem_id="sketchpad",
                     apply_default_css=False,
+                )
+                finish_as = gr.Dropdown(
+                    [("the drawing decides", ""), (TOP_GUESS, TOP_GUESS)] + service.categories(),
+                    value="",
+                    label="Finish my drawing as",
+                    info="what you are drawing, if you want to say: the finish then follows that category",
+                    filterable=True,
+                    elem_id="finish-as",
                 )
             with gr.Column(scale=2, min_width=300):
                 no_guesses = (
@@ -216,7 +226,7 @@ def build(service: Service) -> gr.Blocks:
         )
         pad.finish(
             on_finish,
-            [temperature, seed, speed],
+            [finish_as, temperature, seed, speed],
             pad,
             show_progress="hidden",
             api_visibility="private",

@@ -34,6 +34,7 @@ log = logging.getLogger("sketchlab.service")
 
 MAX_PAYLOAD_CHARS = 1_000_000  # JSON text of one drawing: MAX_POINTS points of [x, y, t] need ~500k chars at most
 TOP_K = 5  # guesses shown per model, as in the issue
+TOP_GUESS = "(my top guess)"  # complete(word=TOP_GUESS): finish the drawing as the classifier's best guess
 TEMPERATURE_RANGE = (0.01, 2.0)  # below: every sample is the mode; above: scribbles
 MAX_SEED = 2**31 - 1  # numpy accepts more, but gradio_client and JS numbers stay exact below this
 MAX_VARIATIONS = 6  # side by side on the page; each costs one ~50 ms sampling loop
@@ -224,15 +225,19 @@ class Service:
         return [_plain_strokes(d) for d in drawings]
 
     def complete(self, strokes: object, temperature: float = 0.4, seed: int = 0, word: str | None = None) -> dict:
-        """The user's strokes -> {"word": `word`, "strokes": only the new strokes, in the user's canvas coordinates}.
+        """The user's strokes -> {"word": the category finished as, "strokes": only the new strokes, in the user's
+        canvas coordinates}.
 
-        Without `word` the generator follows the drawing itself (its "unknown class"), so no classifier is needed.
+        `word`: a category (what the user says they are drawing), `TOP_GUESS` (the classifier's best guess, when
+        the generator knows it), or None / "" to let the generator follow the drawing itself (its "unknown class").
         """
         drawing = parse_strokes(strokes)
         if not drawing:
             raise DrawingError("draw something first: there is nothing to finish")
         generator = self._need(self.generator, "generator")
         temperature, seed = check_temperature(temperature), check_seed(seed)
+        if word == TOP_GUESS:
+            word = self._top_guess(drawing)
         if word:
             word = self._check_word(word)
         with _model_call("generator"):
@@ -242,6 +247,14 @@ class Service:
         return {"word": word or None, "strokes": _plain_strokes(new)}
 
     # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _top_guess(self, drawing: object) -> str | None:
+        """The fused classifier's best guess that the generator can draw, or None (no classifier loaded)."""
+        if self.classifier is None:
+            return None
+        with _model_call("classifier"):
+            guesses = self.classifier.classify(drawing, top_k=TOP_K)
+        return next((g.word for g in guesses.fused if g.word in self.generator.classes), None)
 
     def _need(self, model: Any, name: str) -> Any:
         if model is None:

@@ -260,3 +260,15 @@ def test_shipped_models_classify_generate_and_complete(shipped):
     assert drawing and all(len(p) == 3 for s in drawing for p in s)
     new = shipped.complete(SQUARE, 0.4, 1)["strokes"]
     assert isinstance(new, list)
+
+
+def test_complete_as_the_top_guess(service):
+    """TOP_GUESS finishes the drawing as the classifier's best guess that the generator knows."""
+    from sketchlab.service import TOP_GUESS
+
+    done = service.complete(SQUARE, 0.4, 1, word=TOP_GUESS)
+    fused = service.classify(SQUARE)["fused"]
+    expected = next(g["word"] for g in fused if g["word"] in service.generator.classes)
+    assert done["word"] == expected == service.generator.completed_as
+    service.classifier = None  # no classifier: the drawing decides
+    assert service.complete(SQUARE, 0.4, 1, word=TOP_GUESS)["word"] is None
