@@ -5,7 +5,8 @@
 Steps (wall time of each written to runs/train_all.json):
   1. the classifier cache (sketchlab preprocessing of every drawing, ~1 min);
   2. the stroke model and the CNN, side by side (one CPU thread each: this machine has 2 cores), each stopping at
-     its epoch limit, early stopping or --minutes;
+     its epoch limit, early stopping or --minutes; then their second phase (recipe "finetune": from the first
+     phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships;
   3. (--baselines) the two baseline recipes, for the README table;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
      the manifests, plots;
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.time()
 
     run([PY, "-m", "training.classifier_data", "--data", args.data, "--cache", args.cache], log, "cache")
-    recipes = ["shipped"] + (["baseline"] if args.baselines else [])
+    recipes = ["shipped", "finetune"] + (["baseline"] if args.baselines else [])
     for recipe in recipes:
         if not args.resume:
             for model in ("stroke", "cnn"):
