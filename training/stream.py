@@ -22,6 +22,9 @@ about once (with class balancing, a rare class's drawings come back more often, 
 Memory is bounded by the configuration, never by the dataset: the shuffle buffer (an example is ~1-3 KB, so 10,000
 are ~20 MB), one window of sorted batches, and at most READ_BLOCK bytes of lines per file being read.
 
+Preprocessing is Python, so `loader` can spread a rank's stream over DataLoader worker processes: worker w of W reads
+sub-shard rank * W + w of world_size * W (the same byte-range rule, cut finer) and makes batches of its own.
+
 Google's numpy_bitmap files are not streamed: they are renderings of the simplified drawings, which the stream
 rasterizes through sketchlab itself.
 """
@@ -30,11 +33,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sketchlab.data import parse_ndjson_line
 from sketchlab.errors import DrawingError
@@ -280,6 +284,42 @@ def batches(cfg: StreamConfig, epoch: int, batch: int, n_batches: int) -> Iterat
         for k in rng.permutation(len(cut)):
             yield cut[k]
         done += len(cut)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loader workers
+
+
+def _identity(x):
+    return x  # DataLoader's default would turn numpy arrays into tensors
+
+
+class _RankBatches(torch.utils.data.IterableDataset):
+    """A rank's `n_batches` batches through `transform`, split over the DataLoader workers reading them."""
+
+    def __init__(self, cfg: StreamConfig, epoch: int, batch: int, n_batches: int, transform: Callable):
+        super().__init__()
+        self.cfg, self.epoch, self.batch, self.n_batches, self.transform = cfg, epoch, batch, n_batches, transform
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        w, n_w = (worker.id, worker.num_workers) if worker is not None else (0, 1)
+        cfg = replace(self.cfg, rank=self.cfg.rank * n_w + w, world_size=self.cfg.world_size * n_w)
+        n = self.n_batches // n_w + (w < self.n_batches % n_w)  # the workers' counts add up to n_batches
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.cfg.rank, w, 3])
+        for examples in batches(cfg, self.epoch, self.batch, n):
+            yield self.transform(examples, rng)
+
+
+def loader(
+    cfg: StreamConfig, epoch: int, batch: int, n_batches: int, transform: Callable, workers: int = 0
+) -> Iterator:
+    """This rank's `n_batches` batches as `transform(list[Example], rng)` makes them (tensors, augmentation): in this
+    process (workers 0) or in `workers` DataLoader processes, taken from each in turn."""
+    data = _RankBatches(cfg, epoch, batch, n_batches, transform)
+    if workers <= 0:
+        return iter(data)
+    return iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers, collate_fn=_identity))
 
 
 # ---------------------------------------------------------------------------------------------------------------

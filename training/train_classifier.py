@@ -12,6 +12,7 @@ rerun with the same `--out` resumes from `last.pt`. Export with `python -m train
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -83,6 +84,7 @@ class TrainConfig:
     progress: int = 1  # tqdm bars on rank 0
     data_mode: str = "cache"  # "cache" (all preprocessed in memory: the shipped models) | "stream" (training.stream)
     shuffle_buffer: int = 10_000  # stream mode: examples held per rank for shuffling (~2 KB each)
+    loader_workers: int = 0  # stream mode: DataLoader processes preprocessing a rank's drawings (0: the rank itself)
 
 
 RECIPES = {
@@ -300,27 +302,34 @@ def stream_config(cfg: TrainConfig, info) -> stream.StreamConfig:
     )
 
 
+def stream_inputs(cfg: TrainConfig, scale: float, batch: list, rng: np.random.Generator):
+    """Streamed examples -> (inputs tuple, labels) on the CPU, augmented as `batch_iter` augments."""
+    y = torch.tensor([e.label for e in batch], dtype=torch.int64)
+    if cfg.model == "stroke":
+        seqs = []
+        for e in batch:
+            s = e.stroke3
+            if cfg.augment:
+                s = augment_stroke3(s, rng)
+                s = random_mirror(s, rng) if cfg.mirror > 0 else s
+            seqs.append(stroke_tensor(s, scale, cfg.max_points))
+        return collate_strokes(seqs), y
+    x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
+    if cfg.augment:
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
+    return (x,), y
+
+
 def stream_batch_iter(cfg: TrainConfig, scfg: stream.StreamConfig, info, scale: float, epoch: int, n_steps: int):
     """Yield (inputs tuple, labels) on this rank's device, as `batch_iter` does for training, from the stream."""
-    rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if cfg.augment else None
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
-    for batch in stream.batches(scfg, epoch, distributed.local_batch(cfg.batch_size, info), n_steps):
-        y = torch.tensor([e.label for e in batch], dtype=torch.int64).to(info.device)
-        if cfg.model == "stroke":
-            seqs = []
-            for e in batch:
-                s = e.stroke3
-                if rng is not None:
-                    s = augment_stroke3(s, rng)
-                    s = random_mirror(s, rng) if cfg.mirror > 0 else s
-                seqs.append(stroke_tensor(s, scale, cfg.max_points))
-            x, lengths = collate_strokes(seqs)
-            yield (x.to(info.device), lengths.to(info.device)), y
-        else:
-            x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
-            if cfg.augment:
-                x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
-            yield (x.to(info.device).contiguous(memory_format=torch.channels_last),), y
+    transform = functools.partial(stream_inputs, cfg, scale)
+    local = distributed.local_batch(cfg.batch_size, info)
+    for inputs, y in stream.loader(scfg, epoch, local, n_steps, transform, cfg.loader_workers):
+        inputs = tuple(t.to(info.device) for t in inputs)
+        if cfg.model == "cnn":
+            inputs = (inputs[0].contiguous(memory_format=torch.channels_last),)
+        yield inputs, y.to(info.device)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import subprocess
 import time
@@ -83,6 +84,7 @@ class TrainConfig:
     data_mode: str = "cache"  # "cache" (the split's stroke-3 held in memory) | "stream" (training.stream, per rank)
     shuffle_buffer: int = 10_000  # stream mode: drawings held per rank for shuffling
     steps_per_epoch: int = 0  # stream mode: optimiser steps an epoch (0: one pass, estimated from file sizes)
+    loader_workers: int = 0  # stream mode: DataLoader processes preprocessing a rank's drawings (0: the rank itself)
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
@@ -217,12 +219,16 @@ def stream_config(cfg: TrainConfig, root: Path, classes: list[str], info) -> str
     )
 
 
-def stream_epoch(cfg: TrainConfig, scfg: stream.StreamConfig, batch: int, scale: float, rng, epoch: int, skip: int, n):
-    """(stroke5, lengths, labels) batches of one epoch from the stream, as `iter_epoch` yields them; the first `skip`
-    are read and dropped (a resumed epoch continues where it stopped)."""
-    for examples in itertools.islice(stream.batches(scfg, epoch, batch, n), skip, None):
-        s5, lens = batch_stroke5([e.stroke3 for e in examples], scale, cfg.max_len, rng if cfg.augment else None)
-        yield s5, lens, np.array([e.label for e in examples], np.int64)
+def stream_arrays(cfg: TrainConfig, scale: float, examples: list, rng: np.random.Generator):
+    """Streamed examples -> (stroke5 (B, T + 1, 5), lengths (B,), labels (B,)), as `iter_epoch` yields them."""
+    s5, lens = batch_stroke5([e.stroke3 for e in examples], scale, cfg.max_len, rng if cfg.augment else None)
+    return s5, lens, np.array([e.label for e in examples], np.int64)
+
+
+def stream_epoch(cfg: TrainConfig, scfg: stream.StreamConfig, batch: int, scale: float, epoch: int, skip: int, n):
+    """One epoch's batches from the stream; the first `skip` are read and dropped (a resumed epoch continues)."""
+    transform = functools.partial(stream_arrays, cfg, scale)
+    return itertools.islice(stream.loader(scfg, epoch, batch, n, transform, cfg.loader_workers), skip, None)
 
 
 def save_checkpoint(path: Path, model, optimizer, cfg: TrainConfig, mcfg: dict, meta: dict) -> None:
@@ -326,7 +332,7 @@ def train(cfg: TrainConfig) -> Path:
     while epoch < cfg.epochs and not stop:
         rng = np.random.default_rng([cfg.seed, epoch, info.rank])  # the epoch's batches, reproducible on resume
         if cfg.data_mode == "stream":
-            batches = stream_epoch(cfg, scfg, local_bs, scale, rng, epoch, batch_in_epoch, n_batches)
+            batches = stream_epoch(cfg, scfg, local_bs, scale, epoch, batch_in_epoch, n_batches)
         else:
             batches = iter_epoch(train_data, local_bs, scale, cfg.max_len, rng, cfg.augment, batch_in_epoch, n_batches)
         bar = tqdm(
