@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from training.classifier_config import TrainConfig, resolve
 from training.classifier_data import (
     Cache,
     balanced_weights,
@@ -19,15 +20,7 @@ from training.classifier_data import (
     synthetic_cache,
 )
 from training.models_classifier import CNNConfig, SketchCNN, StrokeClassifier, StrokeConfig, conv_lengths
-from training.train_classifier import (
-    TrainConfig,
-    load_checkpoint,
-    parse_args,
-    resolve,
-    summarize,
-    topk_counts,
-    train,
-)
+from training.train_classifier import load_checkpoint, parse_args, summarize, topk_counts, train
 
 TINY_STROKE = {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}
 TINY_CNN = {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0}

@@ -22,8 +22,9 @@ import torch
 
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
+from training.classifier_config import RUNS
 from training.models_classifier import build
-from training.train_classifier import RUNS, load_checkpoint
+from training.train_classifier import load_checkpoint
 
 OPSET = 17
 PARITY_TOL = 1e-4  # max abs logit difference torch vs ONNX Runtime (issue 3, item 4)
@@ -148,7 +149,8 @@ def export_one(
 
 
 def _train_items(cfg: dict, cache) -> int:
-    from training.train_classifier import TrainConfig, training_pool
+    from training.classifier_config import TrainConfig
+    from training.train_classifier import training_pool
 
     pool = training_pool(TrainConfig(**{**cfg, "limit_train": 0}), cache)
     return len(pool) if cfg["model"] == "stroke" else len(pool[1])

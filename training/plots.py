@@ -21,8 +21,8 @@ from sketchlab import data as qd  # noqa: E402
 from sketchlab.classify import Classifier  # noqa: E402
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
 from sketchlab.split import Split  # noqa: E402
+from training.classifier_config import RUNS  # noqa: E402
 from training.evaluate import read_split, scores  # noqa: E402
-from training.train_classifier import RUNS  # noqa: E402
 
 CONFUSED = 20  # classes shown in the confusion matrix
 SAMPLES = 16  # drawings in the sample grid (4 x 4)

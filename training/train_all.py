@@ -24,8 +24,8 @@ import sys
 import time
 
 from sketchlab.data import default_data_dir
+from training.classifier_config import RUNS
 from training.classifier_data import DEFAULT_CACHE
-from training.train_classifier import RUNS
 
 PY = sys.executable
 
