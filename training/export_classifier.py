@@ -1,6 +1,6 @@
 """Export trained classifiers to ONNX with their manifests: models/stroke.onnx|json and models/cnn.onnx|json.
 
-    python -m training.export_classifier                      # both, from runs/{stroke,cnn}-finetune/best.pt
+    python -m training.export_classifier                      # both, from runs/{stroke,cnn}-finetune/last.pt
     python -m training.export_classifier --model cnn --checkpoint runs/cnn-shipped/best.pt --out-dir models
 
 Each model is exported in its own process: a second export of an LSTM model in one process can silently freeze
@@ -159,7 +159,9 @@ def _train_items(cfg: dict, cache) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=["stroke", "cnn", "all"], default="all")
-    parser.add_argument("--checkpoint", default="", help="default: runs/<model>-finetune/best.pt")
+    parser.add_argument(
+        "--checkpoint", default="", help="default: runs/<model>-finetune/last.pt, the end of its cosine schedule"
+    )
     parser.add_argument("--out-dir", default=str(MODELS_DIR))
     args = parser.parse_args(argv)
     if args.model == "all":
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd = [sys.executable, "-m", "training.export_classifier", "--model", kind, "--out-dir", args.out_dir]
             subprocess.run(cmd, check=True)
         return
-    checkpoint = Path(args.checkpoint or RUNS / f"{args.model}-finetune" / "best.pt")
+    checkpoint = Path(args.checkpoint or RUNS / f"{args.model}-finetune" / "last.pt")
     print(json.dumps(export_one(args.model, checkpoint, Path(args.out_dir))))
 
 
