@@ -211,10 +211,13 @@ def evaluate(cfg, model, cache, pool, info, scale) -> dict:
         batches.append(np.sort(items)[len(items) - rest :])
     counts = torch.zeros(len(cache.classes), 4, dtype=torch.float64)
     loss_sum = torch.zeros(1, dtype=torch.float64)
+    # The plain module, not the DDP wrapper: DDP's forward broadcasts buffers (a collective), and a rank whose share
+    # of the last evaluation batch is empty runs one forward fewer, which would leave the ranks' collectives unpaired.
+    net = distributed.unwrap(model)
     for inputs, y in batch_iter(cfg, cache, pool, batches, info, scale, train=False, epoch=0):
         if len(y) == 0:
             continue
-        logits = model(*inputs).float()
+        logits = net(*inputs).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double().cpu()
         counts += topk_counts(logits, y, len(cache.classes))
     counts = distributed.all_reduce_sum(counts)
