@@ -80,6 +80,11 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
+def mean_of_views(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """Log-probabilities (B, C) of drawings as drawn and of their left-right mirrors -> their mean, renormalised."""
+    return log_softmax(0.5 * (plain + mirrored))
+
+
 def best_guesses(log_probs: np.ndarray, classes: list[str], k: int) -> list[Guess]:
     """(C,) log-probabilities -> the k best guesses, best first."""
     k = min(k, len(classes))
@@ -183,14 +188,18 @@ class Classifier:
         out["fused"] = log_softmax(score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior)
         return out
 
+    def raster_views(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The CNN's log-probabilities of (B, 28, 28) bitmaps and of their left-right mirrors, each (B, C), from one
+        batch. Mirroring the bitmap is exactly rasterizing the mirrored drawing (the drawing is centred)."""
+        rasters = np.asarray(rasters).reshape(-1, 28, 28)
+        lp = log_softmax(self._cnn_logits(np.concatenate([rasters, rasters[:, :, ::-1]])))
+        return lp[: len(rasters)], lp[len(rasters) :]
+
     def _views(self, name: str, prepared: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray]:
-        """Model `name`'s log-probabilities of the drawings as drawn and of their left-right mirrors, each (B, C),
-        from one batch. Mirroring the 28x28 bitmap is exactly rasterizing the mirrored drawing (it is centred)."""
-        if name == "stroke":
-            lp = log_softmax(self._stroke_logits(prepared, mirrored=True))
-        else:
-            rasters = np.stack([p.raster for p in prepared])
-            lp = log_softmax(self._cnn_logits(np.concatenate([rasters, rasters[:, :, ::-1]])))
+        """Model `name`'s log-probabilities of the drawings as drawn and of their left-right mirrors, each (B, C)."""
+        if name == "cnn":
+            return self.raster_views(np.stack([p.raster for p in prepared]))
+        lp = log_softmax(self._stroke_logits(prepared, mirrored=True))
         return lp[: len(prepared)], lp[len(prepared) :]
 
     def view_log_probs(self, prepared: Sequence[Prepared]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -206,8 +215,7 @@ class Classifier:
             if name not in self.models:
                 continue
             if self.fusion.mirror.get(name):
-                plain, mirrored = self._views(name, prepared)
-                out[name] = log_softmax(0.5 * (plain + mirrored))
+                out[name] = mean_of_views(*self._views(name, prepared))
             elif name == "stroke":
                 out[name] = log_softmax(self._stroke_logits(prepared))
             else:
@@ -222,10 +230,8 @@ class Classifier:
         """(B, 28, 28) uint8 bitmaps (e.g. Google's own) -> (B, C) calibrated CNN probabilities."""
         if "cnn" not in self.models:
             raise ModelError("the CNN is not loaded: " + "; ".join(self.problems))
-        rasters = np.asarray(rasters).reshape(-1, 28, 28)
         if self.fusion.mirror.get("cnn"):
-            lp = log_softmax(self._cnn_logits(np.concatenate([rasters, rasters[:, :, ::-1]])))
-            lp = log_softmax(0.5 * (lp[: len(rasters)] + lp[len(rasters) :]))
+            lp = mean_of_views(*self.raster_views(rasters))
         else:
             lp = log_softmax(self._cnn_logits(rasters))
         return np.exp(self._calibrated("cnn", lp))

@@ -8,7 +8,7 @@ and 255 full ink.
 We draw the same geometry straight onto the 28x28 grid with Anti-Grain Geometry, the scanline renderer inside
 matplotlib (its `RendererAgg`, used without any figure or pyplot), which, like cairo, gives each pixel the exact
 area of the stroke that covers it. All strokes go into one path, so the cost barely depends on the number of points
-(about 0.1 ms for a drawing). A stroke whose points all coincide is a dot: a filled disc of the line's width.
+(about 0.2 ms for a drawing). A stroke whose points all coincide is a dot: a filled disc of the line's width.
 `scripts/check_preprocessing.py` measures the result against Google's own bitmaps.
 """
 

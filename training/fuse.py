@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchlab import data as qd
-from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, save_fusion
+from sketchlab.classify import FUSION_FILE, Classifier, Fusion, mean_of_views, save_fusion
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.classifier_data import DEFAULT_CACHE, SIMPLIFIED, load_or_build
@@ -98,10 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     bm_views = None
     if "cnn" in clf.models:
         images, bm_labels = read_bitmaps(Path(args.data), Split.VALID, index)
-        images = np.asarray(images).reshape(-1, 28, 28)
-        both = np.concatenate([images, images[:, :, ::-1]])
-        lp = log_softmax(clf._cnn_logits(both)) if len(images) else np.zeros((0, len(classes)))  # noqa: SLF001
-        bm_views = (lp[: len(images)], lp[len(images) :], bm_labels)
+        none = np.zeros((0, len(classes)))
+        bm_views = (*(clf.raster_views(images) if len(images) else (none, none)), bm_labels)
     fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views)
     save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
     print(json.dumps(report, indent=1))
@@ -119,10 +117,10 @@ def tune_mirror(
     best = None
     for choice in itertools.product((False, True), repeat=len(views)):
         mirror = dict(zip(views, choice, strict=True))
-        raw = {n: _mean_view(*views[n]) if mirror[n] else views[n][0] for n in views}
+        raw = {n: mean_of_views(*views[n]) if mirror[n] else views[n][0] for n in views}
         bitmaps = None
         if bm_views is not None:
-            bitmaps = (_mean_view(bm_views[0], bm_views[1]) if mirror.get("cnn") else bm_views[0], bm_views[2])
+            bitmaps = (mean_of_views(bm_views[0], bm_views[1]) if mirror.get("cnn") else bm_views[0], bm_views[2])
         fusion, report = tune(raw, labels, log_prior, classes, bitmaps)
         key = "fused" if "fused" in report else next(iter(report))
         obj = 0.5 * (report[key]["top1"] + report[key]["macro_top5"])
@@ -130,10 +128,6 @@ def tune_mirror(
         if best is None or obj > best[0]:
             best = (obj, Fusion(fusion.weights, fusion.prior_weight, fusion.log_prior, mirror), report)
     return best[1], best[2]
-
-
-def _mean_view(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
-    return log_softmax(0.5 * (plain + mirrored))
 
 
 def _batched(clf: Classifier, prepared: list, batch: int = 512) -> dict[str, tuple[np.ndarray, np.ndarray]]:

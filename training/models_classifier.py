@@ -155,8 +155,8 @@ def augment_rasters(
     x: torch.Tensor, generator: torch.Generator, degrees: float, scale: float, shift: float, mirror: bool = False
 ):
     """Random small affine warps of a batch of images (B, 1, H, W): rotation +-degrees, zoom 1 +- scale, shift in
-    pixels, and a left-right mirror of half the images when `mirror`. Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch would cost more
-    than the training step)."""
+    pixels, and a left-right mirror of half the images when `mirror`. Image-space counterpart of sketchlab.augment
+    for the CNN (re-rasterising every epoch would cost more than the training step)."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=generator) * 2 - 1  # (B, 4) uniform in -1..1
     angle = u[:, 0] * degrees * torch.pi / 180
