@@ -148,6 +148,13 @@ def test_batches_mix_classes_and_balancing_flattens_them(layout):
     assert max(balanced.values()) < 1.3 * min(balanced.values())  # n_c ** -1: every class alike
 
 
+def test_class_counts_estimate_the_drawings_per_class(layout):
+    counts = stream.class_counts(_cfg(layout))  # every split's lines: the logit adjustment's sampled prior
+    np.testing.assert_allclose(counts, [PER_WORD[w] for w in WORDS], rtol=0.25)
+    with_raw = stream.class_counts(_cfg(layout, kinds=("simplified", "raw")))
+    assert with_raw[1] > counts[1] and with_raw[0] == counts[0]
+
+
 def test_shuffle_buffer_holds_at_most_its_size():
     consumed = 0
 

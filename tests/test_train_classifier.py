@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sketchlab.split import Split
 from training.classifier_config import TrainConfig, resolve
 from training.classifier_data import (
     Cache,
@@ -16,11 +17,12 @@ from training.classifier_data import (
     epoch_order,
     global_batches,
     rank_slice,
+    sampled_log_prior,
     stroke_tensor,
     synthetic_cache,
 )
 from training.models_classifier import CNNConfig, SketchCNN, StrokeClassifier, StrokeConfig, conv_lengths
-from training.train_classifier import load_checkpoint, parse_args, summarize, topk_counts, train
+from training.train_classifier import load_checkpoint, logit_adjustment, parse_args, summarize, topk_counts, train
 
 TINY_STROKE = {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}
 TINY_CNN = {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0}
@@ -87,6 +89,35 @@ def test_balanced_weights_flatten_the_class_distribution():
     share = np.array([p[labels == 0].sum(), p[labels == 1].sum()])
     np.testing.assert_allclose(share, np.sqrt([90, 10]) / np.sqrt([90, 10]).sum())
     np.testing.assert_allclose(balanced_weights(labels, 0.0, 2), 1 / 100)
+
+
+def test_sampled_prior_is_what_the_sampling_shows_the_model():
+    labels = np.array([0] * 90 + [1] * 10 + [2] * 0)
+    counts = np.bincount(labels, minlength=3)
+    for power in (0.0, 0.5, 1.0):
+        p = balanced_weights(labels, power, 3)
+        shown = np.array([p[labels == c].sum() for c in range(2)])
+        prior = np.exp(sampled_log_prior(counts, power))
+        np.testing.assert_allclose(prior[:2] / prior[:2].sum(), shown)
+        assert np.isfinite(sampled_log_prior(counts, power)).all()  # a class with no item stays possible
+    np.testing.assert_allclose(np.exp(sampled_log_prior(counts, 1.0)), 1 / 3)
+
+
+def test_logit_adjustment_is_tau_times_the_sampled_prior(cache_path, tmp_path):
+    cache = Cache.load(cache_path)
+    cfg = resolve(tiny_config(cache_path, tmp_path, model="stroke", balance_power=0.0))
+    pool = cache.select(Split.TRAIN)
+    assert logit_adjustment(cfg, cache, pool) is None  # off by default
+    cfg.logit_adjust = 2.0
+    counts = np.bincount(cache.label[pool], minlength=len(cache.classes))
+    expected = 2.0 * sampled_log_prior(counts, 0.0)
+    np.testing.assert_allclose(logit_adjustment(cfg, cache, pool).numpy(), expected, rtol=1e-6)
+
+
+def test_training_with_logit_adjustment_runs_and_is_recorded(cache_path, tmp_path):
+    train(tiny_config(cache_path, tmp_path, model="cnn", epochs=1, balance_power=0.0, logit_adjust=1.0))
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["config"]["logit_adjust"] == 1.0 and np.isfinite(ckpt["history"][0]["train_loss"])
 
 
 def test_epoch_order_is_deterministic_and_batches_bucket_by_length():

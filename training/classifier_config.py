@@ -37,6 +37,7 @@ class TrainConfig:
     patience: int = 4  # early stopping: epochs without a better validation score
     label_smoothing: float = -1.0  # cross-entropy label smoothing
     balance_power: float = -1.0  # sampling weight n_c ** -power (0: natural frequencies)
+    logit_adjust: float = 0.0  # tau of the logit-adjusted loss: CE(logits + tau * log sampled prior); 0: plain CE
     sources: str = ""  # training data, comma-separated: simplified, raw, bitmap
     augment: int = -1  # 1: augment (strokes via sketchlab.augment; rasters with small affine warps)
     mirror: int = -1  # 1: also mirror half the training items left-right (needs augment)

@@ -208,6 +208,13 @@ def balanced_weights(labels: np.ndarray, power: float, n_classes: int) -> np.nda
     return w / w.sum()
 
 
+def sampled_log_prior(counts: np.ndarray, power: float) -> np.ndarray:
+    """log of the class distribution that sampling with weights n_c ** -power shows the model: n_c ** (1 - power),
+    normalised (a class with no item counts as one, so it stays finite)."""
+    mass = np.power(np.maximum(np.asarray(counts, dtype=np.float64), 1.0), 1.0 - power)
+    return np.log(mass / mass.sum())
+
+
 def epoch_order(
     items: np.ndarray, labels: np.ndarray, power: float, n_classes: int, size: int, seed: int
 ) -> np.ndarray:

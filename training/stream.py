@@ -253,12 +253,22 @@ def shuffle(items: Iterator, size: int, rng: np.random.Generator) -> Iterator:
     yield from buffer
 
 
+def _per_class(files: list[tuple[Path, str, int]], counts: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.bincount([label for _, _, label in files], weights=counts, minlength=n_classes)
+
+
+def class_counts(cfg: StreamConfig) -> np.ndarray:
+    """Estimated drawings per class in the streamed files (all ranks alike): what the sampling weights start from."""
+    files = _files(cfg)
+    return _per_class(files, np.array([max(estimate_lines(p), 1.0) for p, _, _ in files]), len(cfg.classes))
+
+
 def examples(cfg: StreamConfig, epoch: int = 0, endless: bool = True) -> Iterator[Example]:
     """This rank's shuffled, interleaved examples of the split: endless (unless this rank's ranges hold none), or
     one pass over this rank's shard."""
     files = _files(cfg)
     counts = np.array([max(estimate_lines(p), 1.0) for p, _, _ in files])
-    per_class = np.bincount([label for _, _, label in files], weights=counts, minlength=len(cfg.classes))
+    per_class = _per_class(files, counts, len(cfg.classes))
     labels = np.array([label for _, _, label in files])
     # A file's share: its lines times the per-drawing weight n_c ** -power of its class (n_c over all its files).
     weights = counts * np.power(per_class[labels], -cfg.balance_power)

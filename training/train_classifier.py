@@ -39,6 +39,7 @@ from training.classifier_data import (
     global_batches,
     load_or_build,
     raster_batches,
+    sampled_log_prior,
     stroke_batches,
     stroke_tensor,
 )
@@ -92,6 +93,22 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
                 x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
             x = x.to(info.device).contiguous(memory_format=torch.channels_last)
             yield (x,), y.to(info.device)
+
+
+def logit_adjustment(cfg: TrainConfig, cache: Cache, pool, scfg=None) -> torch.Tensor | None:
+    """tau * log of the class distribution the training batches are drawn from (Menon et al. 2021, "Long-tail
+    learning via logit adjustment"), added to the logits in the training loss only: the model's own logits then
+    estimate a class-balanced posterior, whatever the sampling, and inference puts a prior back as it chooses
+    (training.fuse). None when cfg.logit_adjust is 0."""
+    if not cfg.logit_adjust:
+        return None
+    if scfg is not None:
+        counts = stream.class_counts(scfg)
+    else:
+        labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
+        counts = np.bincount(labels, minlength=len(cache.classes))
+    log_prior = sampled_log_prior(counts, cfg.balance_power)
+    return cfg.logit_adjust * torch.tensor(log_prior, dtype=torch.float32)
 
 
 def validation_sets(cfg: TrainConfig, cache: Cache) -> dict:
@@ -290,12 +307,14 @@ def train(cfg: TrainConfig) -> dict:
         cache = stream.validation_cache(replace(scfg, split=Split.VALID), STREAM_VALID)
         scale, pool = stream.estimate_scale(scfg), None
     elif cfg.data_mode == "cache":
+        scfg = None
         cache = load_or_build(cfg.data, cfg.cache)
         scale = cache.scale()
         pool = training_pool(cfg, cache)
     else:
         raise ValueError(f"data_mode must be 'cache' or 'stream', got {cfg.data_mode!r}")
     valid = validation_sets(cfg, cache)
+    adjust = logit_adjustment(cfg, cache, pool, scfg)
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
@@ -341,7 +360,8 @@ def train(cfg: TrainConfig) -> dict:
         for inputs, y in bar:
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(*inputs)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+            logits = logits.float() if adjust is None else logits.float() + adjust.to(logits.device)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_norm:
