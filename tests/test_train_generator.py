@@ -16,7 +16,7 @@ import torch
 from training import generator_data
 from training.generator_baseline import BaselineConfig, BaselineSeq2Seq, baseline_loss, teacher_prob
 from training.generator_model import GeneratorConfig, MixtureParams, SketchRNN, kl_loss, mixture_log_prob, split_params
-from training.train_generator import TrainConfig, kl_eta, load_model, parse_args, train
+from training.train_generator import TrainConfig, get_lr, kl_eta, load_model, parse_args, train
 
 WORDS = ["square", "line", "zigzag"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +129,17 @@ def test_parse_args_builds_flags_from_the_dataclass_and_baseline_defaults():
     assert cfg.dec_hidden == 64 and cfg.recipe == "shipped" and cfg.batch_size == 100
     with pytest.raises(ValueError):
         TrainConfig(recipe="nope")
+
+
+def test_learning_rate_decays_drops_at_milestones_and_floors():
+    cfg = TrainConfig(lr=1e-3, lr_decay=0.9999, lr_milestones="100,200", lr_gamma=0.5, min_lr=1e-5)
+    assert get_lr(cfg, 0) == 1e-3
+    assert get_lr(cfg, 99) == pytest.approx(1e-3 * 0.9999**99)
+    assert get_lr(cfg, 100) == pytest.approx(0.5e-3 * 0.9999**100)
+    assert get_lr(cfg, 250) == pytest.approx(0.25e-3 * 0.9999**250)
+    assert get_lr(cfg, 10**6) == 1e-5
+    assert parse_args(["--recipe", "baseline"]).lr_milestones == ""  # the starting recipe: a constant rate
+    assert get_lr(parse_args(["--recipe", "baseline"]), 10**4) == 1e-3
 
 
 def test_tiny_run_saves_and_resumes(tiny_data, tmp_path):
