@@ -290,7 +290,7 @@ def train(cfg: TrainConfig) -> Path:
     model, mcfg = build_model(cfg, len(classes))
     model.to(info.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, epoch, batch_in_epoch, history = 0, 0, 0, []
+    step, epoch, batch_in_epoch, history, prior_minutes = 0, 0, 0, [], 0.0
     if cfg.resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=info.device, weights_only=True)
         if ckpt["classes"] != classes or ckpt["model_config"] != mcfg:
@@ -298,6 +298,7 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch, batch_in_epoch, history = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["history"]
+        prior_minutes = ckpt.get("train_minutes", history[-1]["minutes"] if history else 0.0)  # to the last save
         scale = ckpt["scale_factor"]  # keep the normalisation the weights were trained with
     model = distributed.wrap(model, info)
     model.train()
@@ -325,7 +326,6 @@ def train(cfg: TrainConfig) -> Path:
         }
 
     start = time.time()
-    prior_minutes = history[-1]["minutes"] if history else 0.0
     stop = False
     if info.is_main:
         print(
