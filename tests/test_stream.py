@@ -25,7 +25,9 @@ import torch
 
 from sketchlab.split import Split, split_of
 from training import stream
+from training.classifier_config import TrainConfig
 from training.stream import StreamConfig
+from training.train_classifier import train
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("circle", "square", "zigzag")
@@ -207,6 +209,12 @@ def test_validation_set_and_scale_are_the_same_on_every_rank(layout):
     assert set(keys) - {None} == _expected_keys(layout, Split.VALID)
     scales = {stream.estimate_scale(_cfg(layout, rank=r, world_size=2)) for r in (0, 1)}
     assert len(scales) == 1 and scales.pop() > 0
+
+
+def test_limit_train_is_refused_in_stream_mode(layout, tmp_path):
+    cfg = TrainConfig(model="cnn", data=str(layout), out=str(tmp_path), data_mode="stream", limit_train=10, progress=0)
+    with pytest.raises(ValueError, match="samples-per-epoch"):
+        train(cfg)
 
 
 def test_missing_files_are_an_actionable_error(tmp_path):
