@@ -95,6 +95,7 @@ class TrainConfig:
             self.out = f"checkpoints/generator_{self.recipe}"
 
 
+# The baseline recipe as first described: batch 32, 10 epochs, AdamW weight decay 1e-5, a constant learning rate.
 BASELINE_DEFAULTS = {"batch_size": 32, "epochs": 10, "weight_decay": 1e-5, "lr_decay": 1.0, "lr_milestones": ""}
 
 
