@@ -6,7 +6,9 @@
     new = gen.complete(user_strokes)                                     # only the new strokes, in canvas pixels
 
 Two ONNX graphs (`training/export_generator.py`): the encoder (a drawing -> latent z) and one decoder step, sampled
-by `sketchlab.sampler`. Drawing from scratch takes z from the prior N(0, I). Finishing a drawing encodes the user's
+by `sketchlab.sampler`. Drawing from scratch takes z from the class's aggregate posterior (`sketchlab.latent_prior`:
+a mixture of the encoder's posteriors of training drawings, models/generator_prior.npz), or from sketch-rnn's prior
+N(0, I) when that file is missing or unusable (`Generator.problems` says why). Finishing a drawing encodes the user's
 drawing (z = the encoder's mean), feeds its rows through the decoder and samples on; without a `word` it uses the
 model's "unknown class" (trained by replacing 10% of the classes with it), so the continuation follows the drawing
 itself rather than a class chosen for it, and no classifier is needed.
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DrawingError, ModelError
+from .latent_prior import AggregatePosterior, NormalPrior
 from .prepare import from_canvas
 from .runtime import MODELS_DIR, Model, load_onnx
 from .sampler import sample_rows, zero_state
@@ -39,7 +42,14 @@ MAX_FINISH_POINTS = 1_000  # simplified points of a drawing to finish: the longe
 class Generator:
     """Class-conditioned sketch-rnn over ONNX Runtime. `classes` are the words it can draw."""
 
-    def __init__(self, encoder: Model, decoder: Model, quality: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        encoder: Model,
+        decoder: Model,
+        quality: dict[str, dict] | None = None,
+        prior: AggregatePosterior | NormalPrior | None = None,
+        problems: list[str] | None = None,
+    ):
         self.encoder = encoder
         self.decoder = decoder
         manifest = decoder.manifest
@@ -49,6 +59,8 @@ class Generator:
         self.z_size = int(manifest.config["z_size"])
         self.hidden = int(manifest.config["dec_hidden"])
         self.unknown_class = int(manifest.config["unknown_class"])
+        self.prior = prior or NormalPrior(self.z_size)  # where z comes from when drawing from scratch
+        self.problems: list[str] = problems or []  # what could not be loaded, with the fallback used
         self._index = {w: i for i, w in enumerate(self.classes)}
         self._output_names = [o.name for o in decoder.session.get_outputs()]
 
@@ -58,9 +70,10 @@ class Generator:
 
     @classmethod
     def load(cls, models_dir: str | Path = MODELS_DIR) -> Generator:
-        """Load models/generator_encoder.onnx and generator_decoder.onnx with their manifests (and the per-class
-        quality measured by `training.evaluate_generator`, when present). Raises `ModelError` when a file is
-        missing or corrupt or the two graphs do not belong together."""
+        """Load models/generator_encoder.onnx and generator_decoder.onnx with their manifests, the latent prior
+        (generator_prior.npz) and the per-class quality measured by `training.evaluate_generator`, when present.
+        Raises `ModelError` when a graph or its manifest is missing or corrupt or the two graphs do not belong
+        together; an unusable prior only falls back to N(0, I), noted in `problems`."""
         # one thread each: the steps are tiny
         encoder = load_onnx("generator_encoder", models_dir, threads=1, expect_inputs=ENCODER_INPUTS)
         decoder = load_onnx("generator_decoder", models_dir, threads=1, expect_inputs=DECODER_INPUTS)
@@ -70,7 +83,12 @@ class Generator:
                 f"{models_dir}: generator_encoder and generator_decoder come from different exports; "
                 "re-export both with `python -m training.export_generator`"
             )
-        return cls(encoder, decoder, _load_quality(Path(models_dir) / QUALITY_FILE))
+        z_size = int(d.config["z_size"])
+        try:
+            prior, problems = AggregatePosterior.load(models_dir, d.classes, z_size, encoder.path), []
+        except ModelError as e:
+            prior, problems = NormalPrior(z_size), [f"drawing from scratch uses N(0, I), less recognisable: {e}"]
+        return cls(encoder, decoder, _load_quality(Path(models_dir) / QUALITY_FILE), prior, problems)
 
     # -----------------------------------------------------------------------------------------------------------
     # Drawing from scratch
@@ -81,9 +99,10 @@ class Generator:
         """Yield absolute points (x, y, pen) of a new drawing of `word` one at a time, as they are sampled, in the
         0..255 simplified frame. pen 1 = the pen lifts after this point (the stroke ends), 0 = it stays down.
         Ends when the model ends the drawing or after max_len points. Raises ValueError for an unknown word."""
+        label = self.label(word)
         rng = np.random.default_rng(seed)
-        z = rng.standard_normal((1, self.z_size)).astype(np.float32)  # the prior N(0, I)
-        labels = np.array([self.label(word)], dtype=np.int64)
+        z = self.prior.sample(label, 1, rng)  # (1, Z)
+        labels = np.array([label], dtype=np.int64)
         rows = (
             row[0]
             for row, _ in sample_rows(
@@ -104,9 +123,10 @@ class Generator:
         """`n` drawings of `word` sampled together (one batched decoder run), each as `generate` returns it."""
         if not 1 <= int(n) <= 64:
             raise ValueError(f"n must be 1..64 variations, got {n}")
+        label = self.label(word)
         rng = np.random.default_rng(seed)
-        z = rng.standard_normal((int(n), self.z_size)).astype(np.float32)
-        labels = np.full(int(n), self.label(word), dtype=np.int64)
+        z = self.prior.sample(label, int(n), rng)  # (n, Z)
+        labels = np.full(int(n), label, dtype=np.int64)
         rows = [
             r
             for r, _ in sample_rows(

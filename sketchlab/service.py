@@ -141,6 +141,8 @@ class Service:
         generator = _load_part("generator", "generate", "Generator", models_dir, problems)
         if classifier is not None:
             problems.extend(f"classifier: {p}" for p in getattr(classifier, "problems", []) or [])
+        if generator is not None:
+            problems.extend(f"generator: {p}" for p in getattr(generator, "problems", []) or [])
         service = cls(classifier, generator, problems)
         if warmup:
             service.warmup()

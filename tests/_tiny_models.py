@@ -9,6 +9,7 @@ what users get) and builds the stand-ins otherwise.
     generator_encoder.onnx  strokes (B, T, 5), label (B,)    -> mu, sigma_hat (B, Z)
     generator_decoder.onnx  prev (B, 5), z (B, Z), label (B,), h, c (B, H) -> log_pi (B, M), mu, log_sigma (B, M, 2),
                             rho (B, M), pen_logits (B, 3), h_out, c_out (B, H)
+    generator_prior.npz     two random latent components a class (sketchlab.latent_prior), tied to that encoder
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from sketchlab import latent_prior
 from sketchlab.classify import Fusion, save_fusion
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest
@@ -176,6 +178,21 @@ def generator_models(folder: Path, classes=WORDS, seed: int = 3) -> None:
     _manifest("generator_decoder", "generator_decoder", inputs=dec_in, outputs=dec_out, **common).save(
         folder / "generator_decoder.json"
     )
+    generator_prior(folder, classes, rng)
+
+
+def generator_prior(folder: Path, classes, rng: np.random.Generator, per_class: int = 2) -> None:
+    """Random (mu, sigma) components for every class, tied to the generator_encoder.onnx in `folder`."""
+    k = per_class * len(classes)
+    outputs = {"mu": ["K", Z], "sigma": ["K", Z], "label": ["K"]}
+    config = {
+        "per_class": per_class,
+        "z_size": Z,
+        "encoder_sha256": latent_prior.file_sha256(folder / "generator_encoder.onnx"),
+    }
+    manifest = _manifest(latent_prior.PRIOR_NAME, latent_prior.PRIOR_NAME, classes, {}, outputs, config=config)
+    labels = np.repeat(np.arange(len(classes)), per_class)
+    latent_prior.save(folder, rng.standard_normal((k, Z)), np.full((k, Z), 0.9), labels, manifest)
 
 
 def tiny_models(folder: Path, classes=WORDS) -> Path:
@@ -197,7 +214,7 @@ def models_for_tests(folder: Path) -> Path:
     if shipped_models_present():
         folder.mkdir(parents=True, exist_ok=True)
         for f in MODELS_DIR.iterdir():
-            if f.suffix in (".onnx", ".json"):  # not plots/ and the like
+            if f.suffix in (".onnx", ".json", ".npz"):  # not plots/ and the like
                 shutil.copy2(f, folder / f.name)
         return folder
     return tiny_models(folder)

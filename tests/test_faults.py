@@ -186,6 +186,31 @@ def test_broken_generator_leaves_drawing_and_classification(models, caplog, faul
             call()
 
 
+@pytest.mark.parametrize("fault", ["missing", "truncated", "from another encoder", "other classes"])
+def test_broken_latent_prior_falls_back_to_the_normal_prior(models, caplog, fault):
+    """generator_prior.npz only says where z comes from: without it the generator still draws, from N(0, I)."""
+    prior = models / "generator_prior.npz"
+    needles = ["generator_prior.npz", "N(0, I)"]
+    if fault == "missing":
+        prior.unlink()
+        needles.append("missing")
+    elif fault == "truncated":
+        truncate(prior)
+        needles.append("cannot be read")
+    elif fault == "from another encoder":
+        manifest = json.loads(prior.with_suffix(".json").read_text())
+        edit_manifest(prior.with_suffix(".json"), config={**manifest["config"], "encoder_sha256": "0" * 64})
+        needles.append("another generator_encoder.onnx")
+    else:
+        manifest = json.loads(prior.with_suffix(".json").read_text())
+        edit_manifest(prior.with_suffix(".json"), classes=manifest["classes"][::-1])
+        needles.append("other classes")
+    service = start(models, caplog)
+    assert_says(caplog, service, *needles)
+    assert service.generator is not None and service.generator.prior.name == "N(0, I)"
+    generates(service)
+
+
 def test_generator_halves_from_different_exports_are_refused(models, caplog):
     edit_manifest(models / "generator_encoder.json", scale_factor=123.0)
     service = start(models, caplog)

@@ -14,8 +14,11 @@ import torch
 
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.generate import MS_PER_POINT, Generator
+from sketchlab.latent_prior import AGGREGATE, NORMAL, AggregatePosterior
 from sketchlab.runtime import MODELS_DIR
 from training.generator_model import GeneratorConfig, SketchRNN
+from training.generator_prior import PriorConfig
+from training.generator_prior import build as build_prior
 from training.train_generator import TrainConfig, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +93,55 @@ def test_quality_file_is_read(tiny_models, tmp_path):
     assert Generator.load(models).quality == {"cat": {"top1": 0.9}}
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The latent prior (sketchlab.latent_prior, built by training.generator_prior)
+
+
+def test_without_a_prior_file_z_comes_from_the_normal_prior_and_the_generator_says_so(gen):
+    assert gen.prior.name == NORMAL
+    assert len(gen.problems) == 1 and "generator_prior.npz is missing" in gen.problems[0]
+
+
+def test_prior_built_from_training_drawings_is_tied_to_the_encoder_and_used(tiny_models, tmp_path):
+    from test_train_generator import make_dataset
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    data = make_dataset(tmp_path / "qd", per_word=60, words=CLASSES)
+    path = build_prior(data, models, PriorConfig(per_class=5))
+    loaded = Generator.load(models)
+    assert loaded.problems == [] and loaded.prior.name == AGGREGATE
+    assert [len(c) for c in loaded.prior.components] == [5, 5, 5]
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    assert manifest["data"]["split"] == "train" and manifest["config"]["per_class"] == 5
+    # the stored posteriors are what the encoder says for those drawings (float16 storage)
+    assert 0 < loaded.prior.sigma.min() and np.isfinite(loaded.prior.mu).all()
+    assert loaded.generate("cat", seed=3) == loaded.generate("cat", seed=3)
+    assert loaded.variations("eye", 4, seed=3) == loaded.variations("eye", 4, seed=3)
+    # changing the encoder makes the prior stale: refused, with the fallback said
+    import onnx
+
+    encoder = onnx.load(models / "generator_encoder.onnx")
+    encoder.doc_string = "exported again"  # same graph, other bytes: as a re-export would be
+    onnx.save(encoder, models / "generator_encoder.onnx")
+    stale = Generator.load(models)
+    assert stale.prior.name == NORMAL and "another generator_encoder.onnx" in stale.problems[0]
+
+
+def test_aggregate_posterior_samples_near_its_own_class_components():
+    mu = np.array([[0.0, 0.0], [10.0, 10.0], [-10.0, 5.0], [3.0, -7.0]], np.float32)
+    prior = AggregatePosterior(mu, np.full_like(mu, 1e-3), np.array([0, 1, 1, 2]), n_classes=4)
+    z = prior.sample(1, 200, np.random.default_rng(0))
+    nearest = np.abs(z[:, None, :] - mu[None]).sum(-1).argmin(1)
+    assert z.shape == (200, 2) and z.dtype == np.float32
+    assert set(nearest) == {1, 2} and np.abs(z - mu[nearest]).max() < 0.01  # both components of class 1, only those
+    wide = AggregatePosterior(mu, np.ones_like(mu), np.array([0, 1, 1, 2]), n_classes=4).sample(
+        0, 4000, np.random.default_rng(1)
+    )
+    assert abs(wide.std() - 1.0) < 0.05  # each z keeps its component's spread
+    assert prior.sample(3, 5, np.random.default_rng(0)).shape == (5, 2)  # a class without components: N(0, I)
+
+
 def test_stream_yields_points_and_ends_with_a_pen_lift(gen):
     points = list(gen.stream("cat", temperature=0.5, seed=1, max_len=40))
     assert 1 <= len(points) <= 40
@@ -148,6 +200,7 @@ def test_shipped_generator_draws_every_class_quickly():
 
     gen = Generator.load()
     assert len(gen.classes) >= 22
+    assert gen.problems == [] and gen.prior.name == AGGREGATE  # the shipped prior belongs to the shipped encoder
     t0 = time.perf_counter()
     drawing = gen.generate(gen.classes[0], temperature=0.5, seed=0)
     assert time.perf_counter() - t0 < 1.0 and drawing

@@ -33,11 +33,11 @@ def _shape(word: str, i: int) -> list:
     return [[xs, [0 if k % 2 else s for k in range(len(xs))]]]
 
 
-def make_dataset(root: Path, per_word: int = 40) -> Path:
+def make_dataset(root: Path, per_word: int = 40, words: list[str] = WORDS) -> Path:
     """A tiny data folder in the official layout: categories.txt and full/simplified/<word>.ndjson."""
     (root / "full" / "simplified").mkdir(parents=True)
-    (root / "categories.txt").write_text("\n".join(WORDS) + "\n")
-    for word in WORDS:
+    (root / "categories.txt").write_text("\n".join(words) + "\n")
+    for word in words:
         lines = [
             json.dumps({"word": word, "key_id": f"{word}{i}", "drawing": _shape(word, i)}) for i in range(per_word)
         ]

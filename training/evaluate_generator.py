@@ -55,10 +55,14 @@ Sampler = Callable[[str, int, float, int], list]  # (word, n, temperature, seed)
 # Samplers: the shipped runtime, or the baseline checkpoint through torch
 
 
-def runtime_sampler(models_dir: Path) -> tuple[Sampler, object]:
+def runtime_sampler(models_dir: Path, prior: str = "shipped") -> tuple[Sampler, object]:
+    """The shipped runtime; prior "normal" draws z from N(0, I) instead of the shipped latent prior (to compare)."""
     from sketchlab.generate import Generator
+    from sketchlab.latent_prior import NormalPrior
 
     gen = Generator.load(models_dir)
+    if prior == "normal":
+        gen.prior = NormalPrior(gen.z_size)
 
     def sample(word: str, n: int, temperature: float, seed: int) -> list:
         out = []
@@ -298,7 +302,9 @@ def record_in_manifest(models_dir: Path, result: dict) -> None:
     path = Path(models_dir) / "generator_decoder.json"
     manifest = Manifest.load(path)
     manifest.metrics["evaluation"] = {
-        k: result[k] for k in ("temperature", "samples_per_class", "overall", "completion", "speed") if k in result
+        k: result[k]
+        for k in ("temperature", "prior", "samples_per_class", "overall", "completion", "speed")
+        if k in result
     } | {"copies": result["memorisation"]["copies"], "classes": "the 22 classes with >= 440 simplified drawings"}
     manifest.save(path)
 
@@ -324,6 +330,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="also sample this many drawings of every other class and write generator_quality.json",
     )
+    parser.add_argument(
+        "--prior",
+        choices=["shipped", "normal"],
+        default="shipped",
+        help="where z comes from when drawing from scratch: the shipped models/generator_prior.npz, or N(0, I) "
+        "(for comparison: nothing is then written into the models folder)",
+    )
     parser.add_argument("--grid", type=Path, default=None, help="grid image path (default models/plots/...)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -339,7 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.recipe == "baseline":
         sample = baseline_sampler(args.checkpoint)
     else:
-        sample, gen = runtime_sampler(args.models_dir)
+        sample, gen = runtime_sampler(args.models_dir, args.prior)
+        print(f"latent prior: {gen.prior.name}", *gen.problems, flush=True)
+    shipped = args.recipe == "shipped" and args.prior == "shipped"  # only then write into the models folder
 
     t0 = time.time()
     print(f"recognisability: {len(words)} classes x {args.samples} samples at T={args.temperature}", flush=True)
@@ -349,15 +364,17 @@ def main(argv: list[str] | None = None) -> None:
         "temperature": args.temperature,
         "samples_per_class": args.samples,
         "classifier": "sketchlab.classify.Classifier fused",
+        "prior": gen.prior.name if gen is not None else None,
         "overall": _overall(table),
         "per_class": table,
     }
     print(f"overall {result['overall']}", flush=True)
-    grid_path = args.grid or args.models_dir / "plots" / f"generator_{args.recipe}_samples.png"
+    default_grid = args.models_dir / "plots" / f"generator_{args.recipe}_samples.png"
+    grid_path = args.grid or (default_grid if args.recipe == "baseline" or shipped else args.json.with_suffix(".png"))
     grid(
         {w: s[:GRID_COLUMNS] for w, s in samples.items()},
         grid_path,
-        f"{args.recipe} generator, T={args.temperature}, fused top-1 per class",
+        f"{args.recipe} generator{f', z from {gen.prior.name}' if gen else ''}, T={args.temperature}, fused top-1",
         table,
     )
     result["grid"] = str(grid_path)
@@ -371,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         print("completion", flush=True)
         result["completion"] = completion(root, gen, classifier, words, args.temperature, args.seed)
         print(result["completion"], flush=True)
-    if args.quality_samples and gen is not None:
+    if args.quality_samples and shipped:
         others = [w for w in gen.classes if w not in table]
         print(f"quality table: {len(others)} more classes x {args.quality_samples}", flush=True)
         more, _ = recognisability(sample, classifier, others, args.quality_samples, args.temperature, args.seed)
@@ -393,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         result["all_classes_overall"] = _overall({w: {**v} for w, v in {**table, **more}.items()})
     result["wall_minutes"] = (time.time() - t0) / 60
-    if gen is not None:
+    if shipped:
         record_in_manifest(args.models_dir, result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1, default=float) + "\n")

@@ -34,8 +34,8 @@ ENCODER_FORMAT = (
     "config.unknown_class when the class is not known. Outputs: mu and sigma_hat (log variance) of q(z | drawing, class)."
 )
 DECODER_FORMAT = (
-    "One decoder step. prev: the previous stroke-5 row (start token [0,0,1,0,0] first); z: latent (prior N(0, I) or "
-    "the encoder's mu); label: class index, or config.unknown_class when the class is not known; h, c: LSTM state "
+    "One decoder step. prev: the previous stroke-5 row (start token [0,0,1,0,0] first); z: latent (drawn from "
+    "sketchlab.latent_prior when drawing from scratch, or the encoder's mu); label: class index, or config.unknown_class when the class is not known; h, c: LSTM state "
     "(zeros at the start). Outputs: log_pi (mixture log weights), mu, log_sigma (B, M, 2) for normalised (dx, dy), "
     "rho, pen_logits over [p1 pen down, p2 pen lifted, p3 end], h_out, c_out. Temperature is the sampler's job."
 )

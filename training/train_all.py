@@ -11,7 +11,9 @@ Steps (wall time of each written to runs/train_all.json):
   3. (--baselines) the two baseline recipes, for the README table;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
      the manifests, plots;
-  5. the generator: `python -m training.train_generator --data DIR`, then `python -m training.export_generator`.
+  5. the generator: `python -m training.train_generator --data DIR`, `python -m training.export_generator`, its
+     latent prior (`python -m training.generator_prior`), then its evaluation (`training.evaluate_generator`, which
+     writes the per-class quality the page shows).
 Use --resume to continue interrupted runs instead of starting over.
 """
 
@@ -132,6 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_generator:
         run([PY, "-m", "training.train_generator", "--data", args.data], log, "train_generator")
         run([PY, "-m", "training.export_generator"], log, "export_generator")
+        run([PY, "-m", "training.generator_prior", "--data", args.data], log, "generator_prior")
+        evaluate = ["--samples", "100", "--temperature", "0.5", "--quality-samples", "10"]
+        out = ["--json", str(RUNS / "generator_eval.json")]
+        run([PY, "-m", "training.evaluate_generator", "--data", args.data, *evaluate, *out], log, "evaluate_generator")
     log["total"] = round(time.time() - start, 1)
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "train_all.json").write_text(json.dumps(log, indent=1) + "\n")
