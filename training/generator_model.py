@@ -18,6 +18,10 @@ Differences from the paper, and why:
   decoder also continues a drawing whose class is not given ("finish my drawing" without a word).
 - The decoder state starts at zero instead of tanh(W z): z and the class enter at every step anyway, and the decoder
   step exported to ONNX then needs no separate initialisation graph.
+
+Optional, off by default (`attention`; no ONNX export): Luong et al. 2015 attention of the decoder over the encoder's
+per-step states (`Attention`). Its read-out starts at zero, so a model without it loads into one with it and computes
+the same outputs. `training/attention_study.py` measures whether it helps.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class GeneratorConfig:
     n_mixtures: int = 20  # Gaussians in the offset mixture, M (paper: 20)
     class_dropout: float = 0.1  # chance a training drawing's class is replaced by "unknown"
     max_len: int = 250  # longest drawing in points (sketch-rnn: 250 for Quick, Draw!)
+    attention: bool = False  # decoder attends over the encoder's per-step states (see Attention); no ONNX export
 
     @property
     def unknown_class(self) -> int:
@@ -65,6 +70,14 @@ class MixtureParams:
     log_sigma: torch.Tensor  # (B, T, M, 2) log standard deviations of (dx, dy)
     rho: torch.Tensor  # (B, T, M) correlation of dx and dy, in (-RHO_LIMIT, RHO_LIMIT)
     pen_logits: torch.Tensor  # (B, T, 3)
+
+
+@dataclass
+class Memory:
+    """What the decoder attends to: the encoder's per-step outputs over the drawing it was given."""
+
+    states: torch.Tensor  # (B, S, 2 He) BiLSTM outputs [h_fwd; h_bwd] at each row, zeros after a drawing's length
+    mask: torch.Tensor  # (B, S) bool, True for the rows of the drawing (s < length)
 
 
 def split_params(y: torch.Tensor, m: int) -> MixtureParams:
@@ -98,17 +111,65 @@ class Encoder(nn.Module):
         self.to_mu = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
         self.to_sigma = nn.Linear(2 * cfg.enc_hidden, cfg.z_size)
 
-    def forward(self, strokes: torch.Tensor, class_emb: torch.Tensor, lengths: torch.Tensor | None = None):
+    def forward(
+        self,
+        strokes: torch.Tensor,
+        class_emb: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        return_memory: bool = False,
+    ):
         """strokes (B, T, 5) without the start token; class_emb (B, E); lengths (B,) or None when all drawings fill
-        T. Returns mu, sigma_hat, each (B, Z); sigma_hat is a log variance."""
+        T. Returns mu, sigma_hat, each (B, Z); sigma_hat is a log variance. With return_memory, also the per-step
+        outputs as a Memory (for the decoder's attention)."""
         x = torch.cat([strokes, class_emb.unsqueeze(1).expand(-1, strokes.shape[1], -1)], dim=-1)  # (B, T, 5 + E)
         if lengths is None:
-            _, (h, _) = self.lstm(x)  # h: (2, B, He), last state of each direction
+            states, (h, _) = self.lstm(x)  # states: (B, T, 2 He); h: (2, B, He), last state of each direction
         else:
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)
+            states, (h, _) = self.lstm(packed)
         h = torch.cat([h[0], h[1]], dim=-1)  # (B, 2 He)
-        return self.to_mu(h), self.to_sigma(h)
+        if not return_memory:
+            return self.to_mu(h), self.to_sigma(h)
+        t = x.shape[1]
+        if lengths is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)  # (B, T)
+        else:
+            states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=t)  # (B, T, 2 He)
+            mask = torch.arange(t, device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+        return self.to_mu(h), self.to_sigma(h), Memory(states, mask)
+
+
+class Attention(nn.Module):
+    """Luong et al. 2015 "general" attention of each decoder step over the encoder's per-step states, read out
+    straight into the mixture parameters. out (B, T, Hd) decoder LSTM outputs; memory states (B, S, 2 He):
+
+        scores  = out W_a states^T                             (B, T, S)  the "general" score (section 3.1)
+        weights = softmax over s, 0 where s >= the length     (B, T, S)
+        context = weights states                               (B, T, 2 He)
+        y       = head(out) + W_c context                      (B, T, 6M + 3)
+
+    y is the mixture head applied to [out; context] (its weight matrix split in two), without Luong's extra tanh
+    layer: the head stays the trained one. W_c starts at zero, so with it a model loaded from weights trained
+    without attention computes exactly what it did, and fine-tuning starts from there.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.query = nn.Linear(cfg.dec_hidden, 2 * cfg.enc_hidden, bias=False)  # W_a (as out -> out W_a)
+        self.read_out = nn.Linear(2 * cfg.enc_hidden, cfg.n_outputs, bias=False)  # W_c
+        nn.init.zeros_(self.read_out.weight)
+
+    def weights(self, out: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """(B, T, S) attention weights of each decoder step over the memory's rows; each row sums to 1."""
+        scores = self.query(out) @ memory.states.transpose(1, 2)  # (B, T, 2 He) @ (B, 2 He, S) -> (B, T, S)
+        # the most negative finite number rather than -inf: exp underflows to exactly 0, and never gives NaN
+        scores = scores.masked_fill(~memory.mask[:, None, :], torch.finfo(scores.dtype).min)
+        return torch.softmax(scores, dim=-1)
+
+    def forward(self, out: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """W_c context (B, T, 6M + 3), to add to the mixture head's output."""
+        context = self.weights(out, memory) @ memory.states  # (B, T, S) @ (B, S, 2 He) -> (B, T, 2 He)
+        return self.read_out(context)
 
 
 class Decoder(nn.Module):
@@ -120,14 +181,20 @@ class Decoder(nn.Module):
         self.class_embedding = nn.Embedding(cfg.n_classes + 1, cfg.class_embed)  # + 1: the "unknown" class
         self.lstm = nn.LSTM(STROKE5 + cfg.z_size + cfg.class_embed, cfg.dec_hidden, batch_first=True)
         self.head = nn.Linear(cfg.dec_hidden, cfg.n_outputs)
+        self.attention = Attention(cfg) if cfg.attention else None  # registered last: no new keys when off
 
-    def forward(self, prev: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, state=None):
+    def forward(self, prev: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, state=None, memory=None):
         """prev (B, T, 5) the points before each step (start token first); z (B, Z); labels (B,) class indices;
-        state: (h, c), each (1, B, Hd), or None for zeros. Returns raw outputs (B, T, 6M + 3) and the new state."""
+        state: (h, c), each (1, B, Hd), or None for zeros; memory: the encoder's Memory to attend over, or None for
+        none (drawing from scratch: the context is then zero, y = head(out)). Returns raw outputs (B, T, 6M + 3) and
+        the new state."""
         cond = torch.cat([z, self.class_embedding(labels)], dim=-1)  # (B, Z + E)
         x = torch.cat([prev, cond.unsqueeze(1).expand(-1, prev.shape[1], -1)], dim=-1)  # (B, T, 5 + Z + E)
         out, state = self.lstm(x, state)  # out: (B, T, Hd)
-        return self.head(out), state
+        y = self.head(out)  # (B, T, 6M + 3)
+        if self.attention is not None and memory is not None:
+            y = y + self.attention(out, memory)
+        return y, state
 
 
 class SketchRNN(nn.Module):
@@ -144,9 +211,13 @@ class SketchRNN(nn.Module):
             drop = torch.rand(labels.shape, device=labels.device) < self.cfg.class_dropout
             labels = torch.where(drop, torch.full_like(labels, self.cfg.unknown_class), labels)
         e = self.decoder.class_embedding(labels)  # (B, E), shared by encoder and decoder
-        mu, sigma_hat = self.encoder(stroke5[:, 1:], e, lengths)  # (B, Z) each
+        memory = None
+        if self.cfg.attention:
+            mu, sigma_hat, memory = self.encoder(stroke5[:, 1:], e, lengths, return_memory=True)  # memory: S = T
+        else:
+            mu, sigma_hat = self.encoder(stroke5[:, 1:], e, lengths)  # (B, Z) each
         z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)  # reparameterisation (eq. 2)
-        y, _ = self.decoder(stroke5[:, :-1], z, labels)  # predicts rows 1..T from rows 0..T-1
+        y, _ = self.decoder(stroke5[:, :-1], z, labels, memory=memory)  # predicts rows 1..T from rows 0..T-1
         return split_params(y.float(), self.cfg.n_mixtures), mu.float(), sigma_hat.float()
 
 
@@ -170,11 +241,20 @@ def kl_loss(mu: torch.Tensor, sigma_hat: torch.Tensor, kl_min: float) -> tuple[t
 # Export wrappers: the graphs the runtime runs (see training/export_generator.py)
 
 
+def _check_exportable(model: SketchRNN) -> None:
+    if model.cfg.attention:
+        raise ValueError(
+            "a generator with attention has no ONNX export: each decoder step would need the encoder's states as an "
+            "input; export a model trained without --attention"
+        )
+
+
 class EncoderForExport(nn.Module):
     """stroke-5 (B, T, 5) of whole drawings (no start token, no padding) and label (B,) -> mu, sigma_hat (B, Z)."""
 
     def __init__(self, model: SketchRNN):
         super().__init__()
+        _check_exportable(model)
         self.encoder = model.encoder
         self.class_embedding = model.decoder.class_embedding
 
@@ -191,6 +271,7 @@ class DecoderStep(nn.Module):
 
     def __init__(self, model: SketchRNN):
         super().__init__()
+        _check_exportable(model)
         self.decoder = model.decoder
         self.m = model.cfg.n_mixtures
 

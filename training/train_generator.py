@@ -77,6 +77,7 @@ class TrainConfig:
     n_mixtures: int = 20  # Gaussians in the offset mixture
     class_dropout: float = 0.1  # chance a class is replaced by "unknown" (for completions without a word)
     max_len: int = MAX_LEN  # longest drawing in points; longer ones are cut
+    attention: bool = False  # decoder attends over the encoder's states (training/attention_study.py); no ONNX export
     augment: bool = True  # sketch-rnn stroke augmentation (point dropping) plus rotation and scaling
     save_every: int = 200  # steps between checkpoints
     seed: int = 1234  # seeds torch and the numpy Generator of the batches
@@ -155,8 +156,15 @@ def build_model(cfg: TrainConfig, n_classes: int) -> tuple[torch.nn.Module, dict
         n_mixtures=cfg.n_mixtures,
         class_dropout=cfg.class_dropout,
         max_len=cfg.max_len,
+        attention=cfg.attention,
     )
     return SketchRNN(mcfg), asdict(mcfg)
+
+
+def stored_model_config(ckpt: dict) -> dict:
+    """A checkpoint's model config, with the fields it predates at their defaults (`attention`: off)."""
+    kind = BaselineConfig if ckpt["config"]["recipe"] == "baseline" else GeneratorConfig
+    return asdict(kind(**ckpt["model_config"]))
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
@@ -294,7 +302,7 @@ def train(cfg: TrainConfig) -> Path:
     step, epoch, batch_in_epoch, history, prior_minutes = 0, 0, 0, [], 0.0
     if cfg.resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=info.device, weights_only=True)
-        if ckpt["classes"] != classes or ckpt["model_config"] != mcfg:
+        if ckpt["classes"] != classes or stored_model_config(ckpt) != mcfg:
             raise SystemExit(f"{ckpt_path} was trained with other classes or model config; use --no-resume or --out")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
