@@ -126,18 +126,24 @@ class Generator:
         label = self.label(word)
         rng = np.random.default_rng(seed)
         z = self.prior.sample(label, int(n), rng)  # (n, Z)
-        labels = np.full(int(n), label, dtype=np.int64)
+        return self.decode(label, z, temperature, rng, max_len)
+
+    def decode(
+        self, label: int, z: np.ndarray, temperature: float, rng: np.random.Generator, max_len: int = DEFAULT_MAX_LEN
+    ) -> list[list[list[list[float]]]]:
+        """One drawing of class index `label` for each latent in z (n, Z), sampled together; each as `generate`
+        returns it. `variations` with z from the prior; other latents for measurements (training.prior_study)."""
+        z = np.asarray(z, dtype=np.float32)
+        labels = np.full(len(z), label, dtype=np.int64)
         rows = [
             r
             for r, _ in sample_rows(
-                self._step, z, labels, zero_state(int(n), self.hidden), temperature, rng, _check_len(max_len)
+                self._step, z, labels, zero_state(len(z), self.hidden), temperature, rng, _check_len(max_len)
             )
         ]
-        out = []
-        for i in range(int(n)):
-            points = list(_points((r[i] for r in rows), self.scale, np.zeros(2)))
-            out.append(_to_strokes(points, t0=0.0))
-        return out
+        return [
+            _to_strokes(list(_points((r[i] for r in rows), self.scale, np.zeros(2))), t0=0.0) for i in range(len(z))
+        ]
 
     # -----------------------------------------------------------------------------------------------------------
     # Finishing a drawing

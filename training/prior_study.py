@@ -29,8 +29,7 @@ import numpy as np
 
 from sketchlab.classify import Classifier
 from sketchlab.data import default_data_dir, iter_drawings
-from sketchlab.generate import Generator, _points, _to_strokes
-from sketchlab.sampler import sample_rows, zero_state
+from sketchlab.generate import Generator
 from sketchlab.split import Split
 from sketchlab.strokes import to_stroke3
 
@@ -82,15 +81,6 @@ def latents(source: str, mu, sigma, recognized, n: int, rng: np.random.Generator
     return mu[k] if source == "posterior_means" else mu[k] + sigma[k] * eps
 
 
-def draw(gen: Generator, word: str, z: np.ndarray, seed: int) -> list:
-    """n drawings of `word` from the latents z (n, Z), sampled together as `Generator.variations` does."""
-    rng = np.random.default_rng(seed)
-    labels = np.full(len(z), gen.label(word), np.int64)
-    state = zero_state(len(z), gen.hidden)
-    rows = [r for r, _ in sample_rows(gen._step, z.astype(np.float32), labels, state, TEMPERATURE, rng, 250)]
-    return [_to_strokes(list(_points((r[i] for r in rows), gen.scale, np.zeros(2))), 0.0) for i in range(len(z))]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=60, help="drawings a class and source")
@@ -105,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         mu, sigma, recognized = encoded(gen, args.data, word)
         for source in SOURCES:
             z = latents(source, mu, sigma, recognized, args.samples, np.random.default_rng(100 + i))
-            drawings = samples[source][word] = draw(gen, word, z, seed=7 + i)
+            rng = np.random.default_rng(7 + i)
+            drawings = samples[source][word] = gen.decode(gen.label(word), z, TEMPERATURE, rng)
             ranks = [_top_ranks(classifier, d, word) for d in drawings]
             hits[source]["top1"] += sum(r == 0 for r in ranks)
             hits[source]["top3"] += sum(r is not None and r < 3 for r in ranks)
