@@ -26,7 +26,7 @@ from .errors import DrawingError, ModelError
 from .latent_prior import AggregatePosterior, NormalPrior
 from .prepare import from_canvas
 from .runtime import MODELS_DIR, Model, load_onnx
-from .sampler import sample_rows, zero_state
+from .sampler import StepFn, sample_rows, zero_state
 from .strokes import normalize, to_stroke5, validate_canvas
 
 MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz animation frame
@@ -133,17 +133,7 @@ class Generator:
     ) -> list[list[list[list[float]]]]:
         """One drawing of class index `label` for each latent in z (n, Z), sampled together; each as `generate`
         returns it. `variations` with z from the prior; other latents for measurements (training.prior_study)."""
-        z = np.asarray(z, dtype=np.float32)
-        labels = np.full(len(z), label, dtype=np.int64)
-        rows = [
-            r
-            for r, _ in sample_rows(
-                self._step, z, labels, zero_state(len(z), self.hidden), temperature, rng, _check_len(max_len)
-            )
-        ]
-        return [
-            _to_strokes(list(_points((r[i] for r in rows), self.scale, np.zeros(2))), t0=0.0) for i in range(len(z))
-        ]
+        return draw_latents(self._step, label, z, self.hidden, self.scale, temperature, rng, _check_len(max_len))
 
     # -----------------------------------------------------------------------------------------------------------
     # Finishing a drawing
@@ -206,6 +196,25 @@ class Generator:
     def _step(self, prev, z, label, h, c) -> dict[str, np.ndarray]:
         outputs = self.decoder.session.run(self._output_names, {"prev": prev, "z": z, "label": label, "h": h, "c": c})
         return dict(zip(self._output_names, outputs, strict=True))
+
+
+def draw_latents(
+    step: StepFn,
+    label: int,
+    z: np.ndarray,
+    hidden: int,
+    scale: float,
+    temperature: float,
+    rng: np.random.Generator,
+    max_len: int = DEFAULT_MAX_LEN,
+) -> list[list[list[list[float]]]]:
+    """Drawings of class index `label` from latents z (n, Z), one each, sampled together by any decoder step
+    (the ONNX one in `Generator.decode`; a torch model's in training.attention_study). hidden: the decoder's state
+    size; scale: the model's scale factor. Each drawing as `Generator.generate` returns it (0..255 frame)."""
+    z = np.asarray(z, dtype=np.float32)
+    labels = np.full(len(z), label, dtype=np.int64)
+    rows = [r for r, _ in sample_rows(step, z, labels, zero_state(len(z), hidden), temperature, rng, max_len)]
+    return [_to_strokes(list(_points((r[i] for r in rows), scale, np.zeros(2))), t0=0.0) for i in range(len(z))]
 
 
 def _check_len(max_len: int) -> int:

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from sketchlab.data import default_data_dir
 from sketchlab.errors import DrawingError
-from sketchlab.generate import DEFAULT_MAX_LEN, _points, _to_strokes
+from sketchlab.generate import DEFAULT_MAX_LEN, _points, _to_strokes, draw_latents
 from sketchlab.prepare import from_canvas
 from sketchlab.sampler import StepFn, sample_rows, zero_state
 from sketchlab.split import Split
@@ -232,10 +232,7 @@ def from_scratch(model: SketchRNN, scale: float, label: int, n: int, temperature
     """n drawings of class `label`, z ~ N(0, I), sampled together as `Generator.variations` does."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, model.cfg.z_size)).astype(np.float32)
-    labels = np.full(n, label, dtype=np.int64)
-    state = zero_state(n, model.cfg.dec_hidden)
-    rows = [r for r, _ in sample_rows(torch_step(model), z, labels, state, temperature, rng, DEFAULT_MAX_LEN)]
-    return [_to_strokes(list(_points((r[i] for r in rows), scale, np.zeros(2))), t0=0.0) for i in range(n)]
+    return draw_latents(torch_step(model), label, z, model.cfg.dec_hidden, scale, temperature, rng)
 
 
 def halves_to_finish(root: Path, words: list[str], per_class: int) -> list[tuple[str, list]]:
