@@ -161,6 +161,26 @@ def test_models_give_logits_for_any_batch_and_length():
     assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 7)
 
 
+def test_lstm_dropout_acts_in_training_only_and_adds_no_parameters():
+    torch.manual_seed(0)
+    plain = StrokeClassifier(StrokeConfig(n_classes=7, hidden=8, conv_channels=(8, 8, 8)))
+    dropped = StrokeClassifier(StrokeConfig(n_classes=7, hidden=8, conv_channels=(8, 8, 8), lstm_dropout=0.5))
+    dropped.load_state_dict(plain.state_dict())  # same parameters: the option changes no shapes
+    x, lengths = torch.randn(4, 20, 5), torch.full((4,), 20)
+    torch.testing.assert_close(dropped.eval()(x, lengths), plain.eval()(x, lengths))
+    dropped.train()
+    assert not torch.allclose(dropped(x, lengths), dropped(x, lengths))  # stochastic between the LSTM layers
+
+
+def test_bitmap_class_split_separates_the_prior_from_the_ranking():
+    from training.evaluate import bitmap_class_split
+
+    # classes 0 and 1 have bitmaps; class 2 has none. Item 0: right; item 1: class 2 on top, but 1 beats 0.
+    log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    out = bitmap_class_split(log_probs, np.array([0, 1]))
+    assert out == {"top1_among_bitmap_classes": 1.0, "top1_outside_bitmap_classes": 0.5}
+
+
 def test_topk_counts_and_summary():
     logits = torch.tensor([[3.0, 2, 1, 0, -1, -2], [0, 3, 2, 1, -1, -2], [0, 1, 2, 3, 4, 5]])
     counts = topk_counts(logits, torch.tensor([0, 2, 0]), 6)

@@ -142,6 +142,8 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
     if "cnn" in clf.models:
         bm_scores = np.log(np.maximum(clf.raster_probabilities(images), 1e-30)) if len(images) else np.zeros((0, 1))
         out["cnn_bitmap"] = ranking_metrics(bm_scores, bm_labels, classes)
+        if len(images):
+            summary["cnn_bitmap_prior"] = bitmap_class_split(bm_scores, bm_labels)
     rich = rich_mask(root, classes)
     summary["rich_classes"] = [classes[i] for i in np.flatnonzero(rich)]
     for name in ("stroke", "cnn", "fused"):
@@ -151,6 +153,17 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
     return out, summary
+
+
+def bitmap_class_split(log_probs: np.ndarray, labels: np.ndarray) -> dict:
+    """How much of the CNN's bitmap top-1 is the class prior: top-1 when only the classes that have bitmaps compete,
+    and the share of bitmaps whose top guess is a class without any (in this data: a data-poor class)."""
+    have = np.unique(labels)
+    guess = log_probs.argmax(axis=1)
+    return {
+        "top1_among_bitmap_classes": float((have[log_probs[:, have].argmax(axis=1)] == labels).mean()),
+        "top1_outside_bitmap_classes": float((~np.isin(guess, have)).mean()),
+    }
 
 
 def update_manifests(models_dir: Path, out: dict, summary: dict) -> None:

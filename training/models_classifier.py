@@ -36,6 +36,7 @@ class StrokeConfig:
     bidirectional: bool = True  # a drawing is complete when classified, so the backward pass sees the whole of it
     pool: str = "meanmax"  # "last": the final LSTM output (the tutorial); "meanmax": mean and max over time
     dropout: float = 0.3  # before the classifier
+    lstm_dropout: float = 0.0  # between stacked LSTM layers (training only; no parameters, the ONNX graph is the same)
     n_classes: int = N_CLASSES
 
 
@@ -61,7 +62,12 @@ class StrokeClassifier(nn.Module):
             c_in = c_out
         self.convs = nn.Sequential(*convs)
         self.lstm = nn.LSTM(
-            c_in, config.hidden, num_layers=config.layers, batch_first=True, bidirectional=config.bidirectional
+            c_in,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            dropout=config.lstm_dropout if config.layers > 1 else 0.0,
         )
         width = config.hidden * (2 if config.bidirectional else 1) * (2 if config.pool == "meanmax" else 1)
         self.dropout = nn.Dropout(config.dropout)

@@ -6,8 +6,9 @@ Steps (wall time of each written to runs/train_all.json):
   1. the classifier cache (sketchlab preprocessing of every drawing, ~1 min);
   2. the stroke model and the CNN, side by side (one CPU thread each: this machine has 2 cores), each stopping at
      its epoch limit, early stopping or --minutes, then going on to its second phase (recipe "finetune": from the
-     first phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships. Measured
-     phase by phase: CNN 80 + ~30 min, stroke model ~40 + ~20 min, so about 1 h 55 min with the steps below;
+     first phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships. Timed
+     end to end with --skip-generator on this 2-core CPU, nothing else running: 76 minutes in all (stroke 17 + 23,
+     CNN 35 + 39 minutes; docs/classifiers.md, "From scratch, measured");
   3. (--baselines) the two baseline recipes, for the README table;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
      the manifests, plots;
