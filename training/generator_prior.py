@@ -6,7 +6,7 @@ For each class, up to `per_class` drawings of the TRAIN split (a seeded random c
 has fewer) go through the SHIPPED encoder (models/generator_encoder.onnx, through sketchlab, exactly as the app
 feeds a drawing to finish: `sketchlab.strokes.normalize` by the manifest's scale factor, `to_stroke5`, the class
 as label). Their (mu, sigma) make the mixture `sketchlab.latent_prior.AggregatePosterior` draws z from.
-Writes models/generator_prior.npz and generator_prior.json (~3.5 MB for 345 classes; no drawing is stored, only
+Writes models/generator_prior.npz and generator_prior.json (2.6 MB for 345 classes; no drawing is stored, only
 its 128-number posterior).
 """
 
