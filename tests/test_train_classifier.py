@@ -21,8 +21,23 @@ from training.classifier_data import (
     stroke_tensor,
     synthetic_cache,
 )
-from training.models_classifier import CNNConfig, SketchCNN, StrokeClassifier, StrokeConfig, conv_lengths
-from training.train_classifier import load_checkpoint, logit_adjustment, parse_args, summarize, topk_counts, train
+from training.models_classifier import (
+    CNNConfig,
+    SketchCNN,
+    StrokeClassifier,
+    StrokeConfig,
+    augment_rasters,
+    conv_lengths,
+)
+from training.train_classifier import (
+    load_checkpoint,
+    logit_adjustment,
+    mirrored_classes,
+    parse_args,
+    summarize,
+    topk_counts,
+    train,
+)
 
 TINY_STROKE = {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}
 TINY_CNN = {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0}
@@ -179,6 +194,33 @@ def test_bitmap_class_split_separates_the_prior_from_the_ranking():
     log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
     out = bitmap_class_split(log_probs, np.array([0, 1]))
     assert out == {"top1_among_bitmap_classes": 1.0, "top1_outside_bitmap_classes": 0.5}
+
+
+def test_mirroring_can_be_kept_to_the_data_poor_classes():
+    counts = np.array([5, 500, 20, 199, 200])
+    assert mirrored_classes(TrainConfig(mirror=0, mirror_below=200), counts) is False
+    assert mirrored_classes(TrainConfig(mirror=1, mirror_below=0), counts) is True
+    assert mirrored_classes(TrainConfig(mirror=1, mirror_below=200), counts).tolist() == [1, 0, 1, 1, 0]
+
+
+def test_raster_mirror_flips_only_the_marked_images():
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, :, 0] = 1.0  # ink in the left column only
+    no_warp = dict(degrees=0.0, scale=0.0, shift=0.0)
+    marked = torch.arange(64) % 2 == 0
+    out = augment_rasters(x, torch.Generator().manual_seed(0), **no_warp, mirror=marked)
+    flipped = out[:, 0, :, -1].sum(dim=1) > out[:, 0, :, 0].sum(dim=1)  # ink now on the right
+    assert not flipped[~marked].any()
+    assert 10 < int(flipped[marked].sum()) < 32  # about half of the 32 marked ones
+    out_all = augment_rasters(x, torch.Generator().manual_seed(0), **no_warp, mirror=True)
+    assert 20 < int((out_all[:, 0, :, -1].sum(dim=1) > out_all[:, 0, :, 0].sum(dim=1)).sum()) < 44
+
+
+def test_training_with_mirroring_of_the_data_poor_classes_runs(cache_path, tmp_path):
+    for model in ("stroke", "cnn"):
+        cfg = tiny_config(cache_path, tmp_path / model, model=model, epochs=1, mirror=1, mirror_below=20)
+        train(cfg)
+        assert load_checkpoint(tmp_path / model / "last.pt")["epoch"] == 1
 
 
 def test_topk_counts_and_summary():

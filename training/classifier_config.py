@@ -41,6 +41,7 @@ class TrainConfig:
     sources: str = ""  # training data, comma-separated: simplified, raw, bitmap
     augment: int = -1  # 1: augment (strokes via sketchlab.augment; rasters with small affine warps)
     mirror: int = -1  # 1: also mirror half the training items left-right (needs augment)
+    mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)
     max_points: int = 0  # stroke model: sequences cropped to this many points
     model_config: dict = field(default_factory=dict)  # StrokeConfig / CNNConfig fields (set by the recipe)
@@ -83,6 +84,7 @@ RECIPES = {
         sources="simplified",
         augment=0,
         mirror=0,
+        mirror_below=0,
     ),
     ("cnn", "baseline"): dict(
         model_config=dict(channels=(64, 128, 256), strides=(1, 1, 1), hidden=256, dropout=0.3),
@@ -101,6 +103,7 @@ RECIPES = {
         sources="simplified",
         augment=0,
         mirror=0,
+        mirror_below=0,
     ),
     # Shipped: all the data (raw strokes through the canvas preprocessing, Google's bitmaps for the CNN),
     # class-balanced sampling (the prior is put back at inference, see training.fuse), augmentation, label smoothing,
@@ -130,6 +133,7 @@ RECIPES = {
         sources="simplified,raw",
         augment=1,
         mirror=0,
+        mirror_below=0,
     ),
     ("cnn", "shipped"): dict(
         model_config=dict(channels=(64, 128, 256), strides=(2, 2, 1), hidden=256, dropout=0.3),
@@ -146,6 +150,7 @@ RECIPES = {
         sources="simplified,raw,bitmap",
         augment=1,
         mirror=0,
+        mirror_below=0,
     ),
 }
 for _m in ("stroke", "cnn"):

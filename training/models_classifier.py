@@ -158,11 +158,17 @@ def _tuples(config: dict) -> dict:
 
 
 def augment_rasters(
-    x: torch.Tensor, generator: torch.Generator, degrees: float, scale: float, shift: float, mirror: bool = False
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float,
+    scale: float,
+    shift: float,
+    mirror: bool | torch.Tensor = False,
 ):
     """Random small affine warps of a batch of images (B, 1, H, W): rotation +-degrees, zoom 1 +- scale, shift in
-    pixels, and a left-right mirror of half the images when `mirror`. Image-space counterpart of sketchlab.augment
-    for the CNN (re-rasterising every epoch would cost more than the training step)."""
+    pixels, and a left-right mirror of half the images when `mirror` (True: any image; a (B,) bool tensor: only
+    the images it marks). Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch
+    would cost more than the training step)."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=generator) * 2 - 1  # (B, 4) uniform in -1..1
     angle = u[:, 0] * degrees * torch.pi / 180
@@ -174,8 +180,9 @@ def augment_rasters(
     theta[:, 1, 0] = torch.sin(angle) / zoom
     theta[:, 1, 1] = torch.cos(angle) / zoom
     theta[:, :, 2] = t
-    if mirror:  # x_in = -x_out: negate the first column of the sampling matrix
-        flip = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
+    if isinstance(mirror, torch.Tensor) or mirror:  # x_in = -x_out: negate the first column of the sampling matrix
+        coin = torch.rand(b, generator=generator) < 0.5
+        flip = torch.where(coin & mirror if isinstance(mirror, torch.Tensor) else coin, -1.0, 1.0)
         theta[:, :, 0] *= flip.unsqueeze(1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

@@ -77,22 +77,38 @@ def batches_for_epoch(cfg: TrainConfig, cache: Cache, pool, epoch: int) -> list[
     return global_batches(order, cfg.batch_size, lengths, seed)
 
 
+def mirrored_classes(cfg: TrainConfig, counts: np.ndarray) -> bool | np.ndarray:
+    """Which classes training mirrors left-right, from the (C,) training items per class (every source): False
+    (none), True (all) or a (C,) bool array. With `mirror_below`, only the data-poor classes: mirroring doubles their
+    few views, while a class with plenty of drawings keeps the orientation most players draw it in."""
+    if cfg.mirror <= 0:
+        return False
+    if cfg.mirror_below <= 0:
+        return True
+    return counts < cfg.mirror_below
+
+
 def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float, train: bool, epoch: int):
     """Yield (inputs tuple, labels) on this rank's device."""
+    labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
+    mirror = mirrored_classes(cfg, np.bincount(labels, minlength=len(cache.classes)))
     if cfg.model == "stroke":
         rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
-        batch_data = stroke_batches(
-            cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror=cfg.mirror > 0
-        )
+        batch_data = stroke_batches(cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror)
         for x, lengths, y in batch_data:
             yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
     else:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
         for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size):
             if train and cfg.augment:
-                x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
+                x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
             x = x.to(info.device).contiguous(memory_format=torch.channels_last)
             yield (x,), y.to(info.device)
+
+
+def _per_item(mirror: bool | np.ndarray, labels: torch.Tensor) -> bool | torch.Tensor:
+    """`mirrored_classes` -> what augment_rasters takes for a batch of these (B,) labels."""
+    return mirror if isinstance(mirror, bool) else torch.from_numpy(mirror[labels.numpy()])
 
 
 def logit_adjustment(cfg: TrainConfig, cache: Cache, pool, scfg=None) -> torch.Tensor | None:
@@ -151,8 +167,9 @@ def stream_config(cfg: TrainConfig, info) -> stream.StreamConfig:
     )
 
 
-def stream_inputs(cfg: TrainConfig, scale: float, batch: list, rng: np.random.Generator):
-    """Streamed examples -> (inputs tuple, labels) on the CPU, augmented as `batch_iter` augments."""
+def stream_inputs(cfg: TrainConfig, scale: float, mirror: bool | np.ndarray, batch: list, rng: np.random.Generator):
+    """Streamed examples -> (inputs tuple, labels) on the CPU, augmented as `batch_iter` augments (`mirror`: see
+    `mirrored_classes`)."""
     y = torch.tensor([e.label for e in batch], dtype=torch.int64)
     if cfg.model == "stroke":
         seqs = []
@@ -160,19 +177,19 @@ def stream_inputs(cfg: TrainConfig, scale: float, batch: list, rng: np.random.Ge
             s = e.stroke3
             if cfg.augment:
                 s = augment_stroke3(s, rng)
-                s = random_mirror(s, rng) if cfg.mirror > 0 else s
+                s = random_mirror(s, rng) if (mirror is True or (mirror is not False and mirror[e.label])) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
     x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
     if cfg.augment:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        x = augment_rasters(x, gen, **RASTER_WARP, mirror=cfg.mirror > 0)
+        x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
     return (x,), y
 
 
 def stream_batch_iter(cfg: TrainConfig, scfg: stream.StreamConfig, info, scale: float, epoch: int, n_steps: int):
     """Yield (inputs tuple, labels) on this rank's device, as `batch_iter` does for training, from the stream."""
-    transform = functools.partial(stream_inputs, cfg, scale)
+    transform = functools.partial(stream_inputs, cfg, scale, mirrored_classes(cfg, stream.class_counts(scfg)))
     local = distributed.local_batch(cfg.batch_size, info)
     for inputs, y in stream.loader(scfg, epoch, local, n_steps, transform, cfg.loader_workers):
         inputs = tuple(t.to(info.device) for t in inputs)
