@@ -198,8 +198,8 @@ def test_bitmap_class_split_separates_the_prior_from_the_ranking():
 
 def test_mirroring_can_be_kept_to_the_data_poor_classes():
     counts = np.array([5, 500, 20, 199, 200])
-    assert mirrored_classes(TrainConfig(mirror=0, mirror_below=200), counts) is False
-    assert mirrored_classes(TrainConfig(mirror=1, mirror_below=0), counts) is True
+    assert mirrored_classes(TrainConfig(mirror=0, mirror_below=200), counts) is None
+    assert mirrored_classes(TrainConfig(mirror=1, mirror_below=0), counts).all()
     assert mirrored_classes(TrainConfig(mirror=1, mirror_below=200), counts).tolist() == [1, 0, 1, 1, 0]
 
 
@@ -212,7 +212,7 @@ def test_raster_mirror_flips_only_the_marked_images():
     flipped = out[:, 0, :, -1].sum(dim=1) > out[:, 0, :, 0].sum(dim=1)  # ink now on the right
     assert not flipped[~marked].any()
     assert 10 < int(flipped[marked].sum()) < 32  # about half of the 32 marked ones
-    out_all = augment_rasters(x, torch.Generator().manual_seed(0), **no_warp, mirror=True)
+    out_all = augment_rasters(x, torch.Generator().manual_seed(0), **no_warp, mirror=torch.ones(64, dtype=torch.bool))
     assert 20 < int((out_all[:, 0, :, -1].sum(dim=1) > out_all[:, 0, :, 0].sum(dim=1)).sum()) < 44
 
 

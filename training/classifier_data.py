@@ -269,11 +269,10 @@ def stroke_batches(
     rng: np.random.Generator | None,
     rank: int = 0,
     world: int = 1,
-    mirror: bool | np.ndarray = False,
+    mirror: np.ndarray | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
-    (and mirrored left-right half the time when `mirror`: True for every class, or a (C,) bool array of the classes
-    that may be mirrored)."""
+    (and mirrored left-right half the time in the classes `mirror`, a (C,) bool array, marks)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
         if len(idx) == 0:  # a short final evaluation batch can leave a rank nothing
@@ -283,7 +282,7 @@ def stroke_batches(
             s = cache.stroke3(i)
             if rng is not None:
                 s = augment_stroke3(s, rng)
-                if mirror is True or (mirror is not False and mirror[cache.label[i]]):
+                if mirror is not None and mirror[cache.label[i]]:
                     s = random_mirror(s, rng)
             seqs.append(stroke_tensor(s, scale, max_points))
         x, lengths = collate_strokes(seqs)

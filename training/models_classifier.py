@@ -163,11 +163,10 @@ def augment_rasters(
     degrees: float,
     scale: float,
     shift: float,
-    mirror: bool | torch.Tensor = False,
+    mirror: torch.Tensor | None = None,
 ):
     """Random small affine warps of a batch of images (B, 1, H, W): rotation +-degrees, zoom 1 +- scale, shift in
-    pixels, and a left-right mirror of half the images when `mirror` (True: any image; a (B,) bool tensor: only
-    the images it marks). Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch
+    pixels, and a left-right mirror of half the images `mirror` (a (B,) bool tensor) marks. Image-space counterpart of sketchlab.augment for the CNN (re-rasterising every epoch
     would cost more than the training step)."""
     b = x.shape[0]
     u = torch.rand(b, 4, generator=generator) * 2 - 1  # (B, 4) uniform in -1..1
@@ -180,9 +179,8 @@ def augment_rasters(
     theta[:, 1, 0] = torch.sin(angle) / zoom
     theta[:, 1, 1] = torch.cos(angle) / zoom
     theta[:, :, 2] = t
-    if isinstance(mirror, torch.Tensor) or mirror:  # x_in = -x_out: negate the first column of the sampling matrix
-        coin = torch.rand(b, generator=generator) < 0.5
-        flip = torch.where(coin & mirror if isinstance(mirror, torch.Tensor) else coin, -1.0, 1.0)
+    if mirror is not None:  # x_in = -x_out: negate the first column of the sampling matrix
+        flip = torch.where((torch.rand(b, generator=generator) < 0.5) & mirror, -1.0, 1.0)
         theta[:, :, 0] *= flip.unsqueeze(1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")

@@ -77,21 +77,23 @@ def batches_for_epoch(cfg: TrainConfig, cache: Cache, pool, epoch: int) -> list[
     return global_batches(order, cfg.batch_size, lengths, seed)
 
 
-def mirrored_classes(cfg: TrainConfig, counts: np.ndarray) -> bool | np.ndarray:
-    """Which classes training mirrors left-right, from the (C,) training items per class (every source): False
-    (none), True (all) or a (C,) bool array. With `mirror_below`, only the data-poor classes: mirroring doubles their
-    few views, while a class with plenty of drawings keeps the orientation most players draw it in."""
+def mirrored_classes(cfg: TrainConfig, counts: np.ndarray) -> np.ndarray | None:
+    """Which classes training mirrors left-right, from the (C,) training items per class (every source): None (no
+    mirroring) or a (C,) bool array. With `mirror_below`, only the data-poor classes: mirroring doubles their few
+    views, while a class with plenty of drawings keeps the orientation most players draw it in."""
     if cfg.mirror <= 0:
-        return False
+        return None
     if cfg.mirror_below <= 0:
-        return True
+        return np.ones(len(counts), dtype=bool)
     return counts < cfg.mirror_below
 
 
 def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float, train: bool, epoch: int):
     """Yield (inputs tuple, labels) on this rank's device."""
-    labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
-    mirror = mirrored_classes(cfg, np.bincount(labels, minlength=len(cache.classes)))
+    mirror = None
+    if train and cfg.augment:
+        labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
+        mirror = mirrored_classes(cfg, np.bincount(labels, minlength=len(cache.classes)))
     if cfg.model == "stroke":
         rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
         batch_data = stroke_batches(cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror)
@@ -106,9 +108,9 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
             yield (x,), y.to(info.device)
 
 
-def _per_item(mirror: bool | np.ndarray, labels: torch.Tensor) -> bool | torch.Tensor:
+def _per_item(mirror: np.ndarray | None, labels: torch.Tensor) -> torch.Tensor | None:
     """`mirrored_classes` -> what augment_rasters takes for a batch of these (B,) labels."""
-    return mirror if isinstance(mirror, bool) else torch.from_numpy(mirror[labels.numpy()])
+    return None if mirror is None else torch.from_numpy(mirror[labels.numpy()])
 
 
 def logit_adjustment(cfg: TrainConfig, cache: Cache, pool, scfg=None) -> torch.Tensor | None:
@@ -167,7 +169,7 @@ def stream_config(cfg: TrainConfig, info) -> stream.StreamConfig:
     )
 
 
-def stream_inputs(cfg: TrainConfig, scale: float, mirror: bool | np.ndarray, batch: list, rng: np.random.Generator):
+def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, batch: list, rng: np.random.Generator):
     """Streamed examples -> (inputs tuple, labels) on the CPU, augmented as `batch_iter` augments (`mirror`: see
     `mirrored_classes`)."""
     y = torch.tensor([e.label for e in batch], dtype=torch.int64)
@@ -177,7 +179,7 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: bool | np.ndarray, bat
             s = e.stroke3
             if cfg.augment:
                 s = augment_stroke3(s, rng)
-                s = random_mirror(s, rng) if (mirror is True or (mirror is not False and mirror[e.label])) else s
+                s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
     x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
