@@ -12,6 +12,9 @@ N(0, I) when that file is missing or unusable (`Generator.problems` says why). F
 drawing (z = the encoder's mean), feeds its rows through the decoder and samples on; without a `word` it uses the
 model's "unknown class" (trained by replacing 10% of the classes with it), so the continuation follows the drawing
 itself rather than a class chosen for it, and no classifier is needed.
+
+Sampling with a class uses classifier-free guidance (`sketchlab.sampler.guide`) against that "unknown class", at
+scale DEFAULT_GUIDANCE unless told otherwise (0 turns it off): docs/generator.md, "Guidance".
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from .strokes import normalize, to_stroke5, validate_canvas
 
 MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz animation frame
 DEFAULT_MAX_LEN = 250  # sketch-rnn's max_seq_len for Quick, Draw!
+DEFAULT_GUIDANCE = 1.0  # classifier-free guidance scale: best of 0-3 in training.guidance_study (docs/generator.md)
+MAX_GUIDANCE = 5.0
 QUALITY_FILE = "generator_quality.json"
 SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
 ENCODER_INPUTS = ("strokes", "label")  # what `complete` feeds the encoder; a file without them is another version
@@ -94,31 +99,57 @@ class Generator:
     # Drawing from scratch
 
     def stream(
-        self, word: str, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+        self,
+        word: str,
+        temperature: float = 0.5,
+        seed: int = 0,
+        max_len: int = DEFAULT_MAX_LEN,
+        guidance: float = DEFAULT_GUIDANCE,
     ) -> Iterator[tuple[float, float, int]]:
         """Yield absolute points (x, y, pen) of a new drawing of `word` one at a time, as they are sampled, in the
         0..255 simplified frame. pen 1 = the pen lifts after this point (the stroke ends), 0 = it stays down.
-        Ends when the model ends the drawing or after max_len points. Raises ValueError for an unknown word."""
+        Ends when the model ends the drawing or after max_len points. `guidance`: classifier-free guidance scale
+        (0 = plain conditional sampling). Raises ValueError for an unknown word or a guidance out of range."""
         label = self.label(word)
+        guidance = _check_guidance(guidance)
         rng = np.random.default_rng(seed)
         z = self.prior.sample(label, 1, rng)  # (1, Z)
         labels = np.array([label], dtype=np.int64)
         rows = (
             row[0]
             for row, _ in sample_rows(
-                self._step, z, labels, zero_state(1, self.hidden), temperature, rng, _check_len(max_len)
+                self._step,
+                z,
+                labels,
+                zero_state(1, self.hidden),
+                temperature,
+                rng,
+                _check_len(max_len),
+                guidance=guidance,
+                unconditional=self.unknown_class,
             )
         )
         yield from _points(rows, self.scale, np.zeros(2))
 
     def generate(
-        self, word: str, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+        self,
+        word: str,
+        temperature: float = 0.5,
+        seed: int = 0,
+        max_len: int = DEFAULT_MAX_LEN,
+        guidance: float = DEFAULT_GUIDANCE,
     ) -> list[list[list[float]]]:
         """A whole drawing of `word` as canvas-style strokes [[x, y, t_ms], ...] in the 0..255 frame."""
-        return _to_strokes(list(self.stream(word, temperature, seed, max_len)), t0=0.0)
+        return _to_strokes(list(self.stream(word, temperature, seed, max_len, guidance)), t0=0.0)
 
     def variations(
-        self, word: str, n: int, temperature: float = 0.5, seed: int = 0, max_len: int = DEFAULT_MAX_LEN
+        self,
+        word: str,
+        n: int,
+        temperature: float = 0.5,
+        seed: int = 0,
+        max_len: int = DEFAULT_MAX_LEN,
+        guidance: float = DEFAULT_GUIDANCE,
     ) -> list[list[list[list[float]]]]:
         """`n` drawings of `word` sampled together (one batched decoder run), each as `generate` returns it."""
         if not 1 <= int(n) <= 64:
@@ -126,14 +157,31 @@ class Generator:
         label = self.label(word)
         rng = np.random.default_rng(seed)
         z = self.prior.sample(label, int(n), rng)  # (n, Z)
-        return self.decode(label, z, temperature, rng, max_len)
+        return self.decode(label, z, temperature, rng, max_len, guidance)
 
     def decode(
-        self, label: int, z: np.ndarray, temperature: float, rng: np.random.Generator, max_len: int = DEFAULT_MAX_LEN
+        self,
+        label: int,
+        z: np.ndarray,
+        temperature: float,
+        rng: np.random.Generator,
+        max_len: int = DEFAULT_MAX_LEN,
+        guidance: float = DEFAULT_GUIDANCE,
     ) -> list[list[list[list[float]]]]:
         """One drawing of class index `label` for each latent in z (n, Z), sampled together; each as `generate`
         returns it. `variations` with z from the prior; other latents for measurements (training.prior_study)."""
-        return draw_latents(self._step, label, z, self.hidden, self.scale, temperature, rng, _check_len(max_len))
+        return draw_latents(
+            self._step,
+            label,
+            z,
+            self.hidden,
+            self.scale,
+            temperature,
+            rng,
+            _check_len(max_len),
+            _check_guidance(guidance),
+            self.unknown_class,
+        )
 
     # -----------------------------------------------------------------------------------------------------------
     # Finishing a drawing
@@ -145,11 +193,14 @@ class Generator:
         seed: int = 0,
         word: str | None = None,
         max_len: int = DEFAULT_MAX_LEN,
+        guidance: float = DEFAULT_GUIDANCE,
     ) -> list[list[list[float]]]:
         """Continue the user's drawing (canvas strokes of any canvas size). Returns ONLY the new strokes, in the
         user's canvas coordinates, [[x, y, t_ms], ...] each, times continuing after the user's last point.
-        `word` conditions the continuation on a class; None uses the model's "unknown class" (see the module
-        docstring). At most max_len new points. Raises DrawingError on bad input, ValueError for an unknown word."""
+        `word` conditions the continuation on a class (guided with `guidance`); None uses the model's "unknown
+        class" (see the module docstring), where guidance has nothing to act on. At most max_len new points.
+        Raises DrawingError on bad input, ValueError for an unknown word or a guidance out of range."""
+        guidance = _check_guidance(guidance) if word is not None else 0.0
         raw = validate_canvas(strokes)  # DrawingError for anything that is not a drawing
         prepared = from_canvas(raw)
         if len(prepared.stroke3) > MAX_FINISH_POINTS:
@@ -167,7 +218,16 @@ class Generator:
         rows = (
             row[0]
             for row, _ in sample_rows(
-                self._step, z, labels, zero_state(1, self.hidden), temperature, rng, _check_len(max_len), prefix=prefix
+                self._step,
+                z,
+                labels,
+                zero_state(1, self.hidden),
+                temperature,
+                rng,
+                _check_len(max_len),
+                prefix=prefix,
+                guidance=guidance,
+                unconditional=self.unknown_class,
             )
         )
         start = np.asarray(prepared.stroke3[:, :2], np.float64).sum(axis=0)  # last user point, simplified frame
@@ -207,14 +267,26 @@ def draw_latents(
     temperature: float,
     rng: np.random.Generator,
     max_len: int = DEFAULT_MAX_LEN,
+    guidance: float = 0.0,
+    unconditional: int | None = None,
 ) -> list[list[list[list[float]]]]:
     """Drawings of class index `label` from latents z (n, Z), one each, sampled together by any decoder step
     (the ONNX one in `Generator.decode`; a torch model's in training.attention_study). hidden: the decoder's state
-    size; scale: the model's scale factor. Each drawing as `Generator.generate` returns it (0..255 frame)."""
+    size; scale: the model's scale factor; guidance against class index `unconditional` (sampler.sample_rows).
+    Each drawing as `Generator.generate` returns it (0..255 frame)."""
     z = np.asarray(z, dtype=np.float32)
     labels = np.full(len(z), label, dtype=np.int64)
-    rows = [r for r, _ in sample_rows(step, z, labels, zero_state(len(z), hidden), temperature, rng, max_len)]
+    state = zero_state(len(z), hidden)
+    sampled = sample_rows(step, z, labels, state, temperature, rng, max_len, None, guidance, unconditional)
+    rows = [r for r, _ in sampled]
     return [_to_strokes(list(_points((r[i] for r in rows), scale, np.zeros(2))), t0=0.0) for i in range(len(z))]
+
+
+def _check_guidance(guidance: float) -> float:
+    g = float(guidance)
+    if not 0 <= g <= MAX_GUIDANCE:  # also refuses NaN
+        raise ValueError(f"guidance must be 0..{MAX_GUIDANCE:g}, got {guidance}")
+    return g
 
 
 def _check_len(max_len: int) -> int:

@@ -9,6 +9,10 @@ state [p1 pen down, p2 pen lifted, p3 end]. Sampling one row (Ha & Eck 2017, sec
     3. `draw_gaussian`:      (dx, dy) ~ N(mu_j, Sigma_j), Sigma_j from sigma_x, sigma_y and rho
     4. `draw_pen`:           pen ~ Categorical(q)
 
+With classifier-free guidance (`guide`, Ho & Salimans 2022) each step runs the decoder twice, batched: once with
+the class and once with the model's "unknown" class (it was trained with 10% of the labels replaced by it), and
+steps 1-4 sample from the conditional outputs pushed away from the unconditional ones by the guidance scale w.
+
 Everything takes an explicit `numpy.random.Generator`, so a seed fixes the drawing. Batched throughout: B drawings
 are sampled together (variations), each row (B, ...). No torch here.
 """
@@ -59,6 +63,25 @@ def adjust_temperature(out: dict[str, np.ndarray], temperature: float) -> Mixtur
         rho=out["rho"].astype(np.float64),
         pen=softmax(out["pen_logits"].astype(np.float64) / t),
     )
+
+
+def guide(cond: dict[str, np.ndarray], uncond: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """Classifier-free guidance on one step's decoder outputs: the distribution p_c^(1+w) / p_u^w, which favours
+    what makes the drawing this class rather than any drawing (w = scale; 0 returns `cond` unchanged).
+
+    For the component choice and the pen state (categoricals) this is exact on the logits:
+        log_pi = (1 + w) log_pi_c - w log_pi_u,   pen_logits = (1 + w) pen_c - w pen_u   (softmax renormalises)
+    For a component's offset it is exact when the two Gaussians share their covariance (the product of Gaussian
+    powers is then the Gaussian with that covariance and mean mu_c + w (mu_c - mu_u)); the conditional's sigma and
+    rho are kept. Components are matched by index: both passes come from the same output units of one decoder.
+    cond / uncond: decoder outputs for the same B drawings, (B, ...) each; returns the guided outputs (B, ...).
+    """
+    if scale == 0:
+        return cond
+    guided = dict(cond)
+    for key in ("log_pi", "mu", "pen_logits"):
+        guided[key] = cond[key] + scale * (cond[key] - uncond[key])
+    return guided
 
 
 def _categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -129,6 +152,8 @@ def sample_rows(
     rng: np.random.Generator,
     max_len: int,
     prefix: np.ndarray | None = None,
+    guidance: float = 0.0,
+    unconditional: int | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Sample up to `max_len` rows for B drawings at once, yielding (rows (B, 5), alive (B,) bool) one step at a time.
 
@@ -136,17 +161,30 @@ def sample_rows(
     (T, B, 5): rows to feed first, start token first, e.g. the user's drawing to continue; without it sampling
     starts from the start token. A drawing is alive until it samples p3 (`alive` is False from that row on, and the
     rows of ended drawings are [0, 0, 0, 0, 1]); the loop ends when none is alive or after max_len rows.
+    `guidance` > 0: classifier-free guidance with that scale (`guide`) against the class index `unconditional`;
+    the decoder then runs on 2B rows a step (the B drawings with their labels, then with `unconditional`).
     """
+    b = z.shape[0]
     if prefix is None:
-        prefix = np.broadcast_to(START_ROW, (1, z.shape[0], 5))
+        prefix = np.broadcast_to(START_ROW, (1, b, 5))
+    if guidance:
+        if unconditional is None:
+            raise ValueError("guidance needs the class index of the unconditional pass")
+        z = np.concatenate([z, z])
+        labels = np.concatenate([labels, np.full_like(labels, unconditional)])
+        state = (np.concatenate([state[0], state[0]]), np.concatenate([state[1], state[1]]))
+        prefix = np.concatenate([prefix, prefix], axis=1)
     out, (h, c) = feed(step, prefix, z, labels, state)
-    alive = np.ones(z.shape[0], dtype=bool)
+    alive = np.ones(b, dtype=bool)
     for _ in range(max_len):
+        if guidance:
+            out = guide({k: v[:b] for k, v in out.items()}, {k: v[b:] for k, v in out.items()}, guidance)
         row = sample_row(adjust_temperature(out, temperature), rng)
         row[~alive] = (0, 0, 0, 0, 1)
         alive = alive & (row[:, 2 + PEN_END] == 0)
         yield row, alive
         if not alive.any():
             return
-        out = step(prev=row, z=z, label=labels, h=h, c=c)
+        prev = np.concatenate([row, row]) if guidance else row
+        out = step(prev=prev, z=z, label=labels, h=h, c=c)
         h, c = out["h_out"], out["c_out"]

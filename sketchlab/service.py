@@ -238,13 +238,20 @@ class Service:
             raise DrawingError("draw something first: there is nothing to finish")
         generator = self._need(self.generator, "generator")
         temperature, seed = check_temperature(temperature), check_seed(seed)
+        unguided = {}  # a category the user names is guided at the generator's default scale
         if word == TOP_GUESS:
             word = self._top_guess(drawing)
+            unguided = {"guidance": 0.0}  # a guess can be wrong; guiding towards it hurt (docs/generator.md, Guidance)
         if word:
             word = self._check_word(word)
         with _model_call("generator"):
             new = generator.complete(
-                drawing, temperature=temperature, seed=seed, word=word or None, max_len=MAX_GENERATED_POINTS
+                drawing,
+                temperature=temperature,
+                seed=seed,
+                word=word or None,
+                max_len=MAX_GENERATED_POINTS,
+                **unguided,
             )
         return {"word": word or None, "strokes": _plain_strokes(new)}
 

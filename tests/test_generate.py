@@ -172,6 +172,22 @@ def test_variations_are_batched_distinct_and_reproducible(gen):
         gen.variations("cat", 0)
 
 
+def test_guidance_is_seeded_changes_the_drawing_and_is_checked(gen):
+    guided = gen.generate("eye", seed=3, max_len=30, guidance=2.0)
+    assert guided == gen.generate("eye", seed=3, max_len=30, guidance=2.0)
+    assert guided != gen.generate("eye", seed=3, max_len=30, guidance=0.0)
+    assert gen.variations("eye", 2, seed=3, guidance=2.0) == gen.variations("eye", 2, seed=3, guidance=2.0)
+    for bad in (-0.5, float("nan"), 100.0):
+        with pytest.raises(ValueError, match="guidance"):
+            gen.generate("eye", guidance=bad)
+    user = [[[10, 10, 0], [60, 12, 50]], [[20, 40, 90], [25, 70, 120]]]
+    # without a word the unconditional pass would equal the conditional one: guidance is not used
+    assert gen.complete(user, seed=2, max_len=20, guidance=3.0) == gen.complete(user, seed=2, max_len=20, guidance=0)
+    assert gen.complete(user, seed=2, word="cat", max_len=20, guidance=3.0) != gen.complete(
+        user, seed=2, word="cat", max_len=20, guidance=0
+    )
+
+
 def test_unknown_word_is_a_value_error_with_suggestions(gen):
     with pytest.raises(ValueError, match="did you mean"):
         gen.generate("kat")

@@ -13,6 +13,7 @@ from sketchlab.sampler import (
     draw_gaussian,
     draw_pen,
     feed,
+    guide,
     sample_row,
     sample_rows,
     zero_state,
@@ -120,6 +121,60 @@ def test_same_seed_same_rows(seed):
         return np.stack([r for r, _ in gen])
 
     np.testing.assert_array_equal(run(), run())
+
+
+def test_guidance_zero_is_the_conditional_and_guides_categoricals_exactly():
+    cond, uncond = _outputs(pen_logits=(2.0, 0.0, -1.0)), _outputs(pen_logits=(0.0, 1.0, -1.0))
+    uncond["log_pi"] = np.log(np.array([[0.2, 0.5, 0.3]], np.float32))
+    uncond["mu"] = cond["mu"] - 1.0
+    assert guide(cond, uncond, 0.0) is cond
+    w = 1.5
+    g = adjust_temperature(guide(cond, uncond, w), 1.0)
+    c, u = adjust_temperature(cond, 1.0), adjust_temperature(uncond, 1.0)
+    # the guided categorical is p_c^(1 + w) / p_u^w, renormalised
+    for guided, pc, pu in ((g.pen, c.pen, u.pen), (g.pi, c.pi, u.pi)):
+        expected = pc ** (1 + w) / pu**w
+        np.testing.assert_allclose(guided, expected / expected.sum(-1, keepdims=True), rtol=1e-5)
+    # each Gaussian: same covariance, mean pushed away from the unconditional one
+    np.testing.assert_allclose(g.mu, cond["mu"] + w * 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(g.sigma, c.sigma)
+    np.testing.assert_array_equal(g.rho, c.rho)
+
+
+class LabelStep(FakeStep):
+    """FakeStep that records the labels it was called with, and gives class 9 other outputs (an "unknown" class)."""
+
+    def __init__(self, end_after: int = 1000):
+        super().__init__(end_after)
+        self.labels = []
+
+    def __call__(self, prev, z, label, h, c):
+        self.labels.append(label.copy())
+        out = super().__call__(prev, z, label, h, c)
+        out["mu"] = np.where((label == 9)[:, None, None], out["mu"] - 1.0, out["mu"]).astype(np.float32)
+        return out
+
+
+def test_guided_sampling_runs_both_passes_in_one_batch_and_stays_seeded():
+    z, labels = np.ones((2, Z), np.float32), np.array([0, 1], np.int64)
+
+    def run(guidance):
+        step = LabelStep()
+        rows = sample_rows(
+            step, z, labels, zero_state(2, H), 0.5, np.random.default_rng(4), 6, guidance=guidance, unconditional=9
+        )
+        return np.stack([r for r, _ in rows]), step
+
+    plain, plain_step = run(0.0)
+    guided, step = run(1.0)
+    assert all(len(lab) == 2 for lab in plain_step.labels)  # no second pass without guidance
+    assert all(list(lab) == [0, 1, 9, 9] for lab in step.labels)  # the drawings, then the same with the unknown class
+    assert guided.shape == plain.shape == (6, 2, 5)
+    np.testing.assert_array_equal(guided, run(1.0)[0])
+    # guidance moved every Gaussian by +1 here (mu_c - mu_u = 1): the sampled offsets shift by about that
+    assert (guided[:, :, :2].mean() - plain[:, :, :2].mean()) > 0.5
+    with pytest.raises(ValueError, match="unconditional"):
+        next(sample_rows(step, z, labels, zero_state(2, H), 0.5, np.random.default_rng(0), 3, guidance=1.0))
 
 
 def test_sampler_does_not_import_torch():

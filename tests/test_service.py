@@ -69,8 +69,8 @@ class FakeGenerator:
     def variations(self, word, n, temperature, seed):
         return [self.generate(word, temperature, seed + i) for i in range(n)]
 
-    def complete(self, strokes, temperature, seed, word=None, max_len=250):
-        self.completed_as = word
+    def complete(self, strokes, temperature, seed, word=None, max_len=250, guidance="default"):
+        self.completed_as, self.guidance = word, guidance
         x, y = strokes[-1][-1][:2]
         return [[[x, y, 0.0], [x + 10.123, y + 5.0, 30.0]]]
 
@@ -196,6 +196,7 @@ def test_complete_returns_only_new_strokes_and_passes_the_word(service):
     assert done["word"] is None is service.generator.completed_as  # the generator follows the drawing itself
     assert done["strokes"] == [[[10.0, 10.0, 0.0], [20.1, 15.0, 30.0]]]  # only new strokes, rounded
     assert service.complete(SQUARE, 0.4, 1, word="tree")["word"] == "tree" == service.generator.completed_as
+    assert service.generator.guidance == "default"  # a named category: the generator's own guidance
     with pytest.raises(DrawingError, match="nothing to finish"):
         service.complete("[]")
     with pytest.raises(DrawingError, match="unknown category"):
@@ -270,5 +271,6 @@ def test_complete_as_the_top_guess(service):
     fused = service.classify(SQUARE)["fused"]
     expected = next(g["word"] for g in fused if g["word"] in service.generator.classes)
     assert done["word"] == expected == service.generator.completed_as
+    assert service.generator.guidance == 0.0  # a guess may be wrong: not guided towards it
     service.classifier = None  # no classifier: the drawing decides
     assert service.complete(SQUARE, 0.4, 1, word=TOP_GUESS)["word"] is None

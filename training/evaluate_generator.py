@@ -8,12 +8,16 @@
   SHIPPED fused classifier (`sketchlab.classify.Classifier`); top-1 and top-3 agreement with the requested class,
   per class and overall. `--quality-samples K` also samples K drawings of every other class and writes the per-class
   table the app shows (models/generator_quality.json).
+- diversity: mean pairwise distance (same raster metric as below) between the samples of a class, next to the same
+  for as many held-out real drawings of the class: guidance and low temperatures trade variety for typicality.
 - memorisation: each sample's distance to its nearest TRAINING drawing of the class (mean absolute difference of the
   28x28 rasters, 0..1), next to the same distance for held-out real drawings (two different drawings); a copy
   would sit near 0.
 - completion: held-out (TEST split) drawings cut after half of their strokes; the fused classifier's top-1 on the
   half drawing alone vs on the half plus the generator's continuation: without a word (the "unknown" class), with
   the classifier's top guess for the half drawing as the word (what the app does), and with the true word.
+- guidance: the classifier-free guidance scale of the shipped sampler (`--guidance`, default
+  sketchlab.generate.DEFAULT_GUIDANCE; 0 = plain conditional sampling). It is used for every drawing with a class.
 - speed: median wall time of a whole drawing and of the first streamed point, batch 1, on this machine's CPU.
 - reproducibility: the same seed twice gives the same drawing.
 - a grid image of samples per class (models/plots/generator_<recipe>_samples.png by default).
@@ -35,6 +39,7 @@ import numpy as np
 
 from sketchlab.data import default_data_dir
 from sketchlab.errors import DrawingError
+from sketchlab.generate import DEFAULT_GUIDANCE
 from sketchlab.prepare import from_canvas, from_simplified
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
@@ -45,9 +50,10 @@ from .generator_data import load_split, rich_classes
 COPY_DISTANCE = 0.01  # raster mean absolute difference below which two drawings count as the same drawing
 GRID_COLUMNS = 8  # samples shown a class in the grid image
 COMPLETION_PER_CLASS = 30  # held-out drawings a class for the completion check
-TIMING_DRAWS = 100
+TIMING_DRAWS = 100  # whole drawings timed
+DIVERSITY_DRAWINGS = 50  # samples a class compared pairwise (50 -> 1,225 pairs)
 RASTER_CACHE = Path("runs/cache/generator_eval")  # rasters of the real drawings, reused by later evaluations
-NEAREST_CHUNK = 10_000_000  # floats in the temporary of one nearest-neighbour block (40 MB)  # whole drawings timed
+NEAREST_CHUNK = 10_000_000  # floats in the temporary of one nearest-neighbour block (40 MB)
 Sampler = Callable[[str, int, float, int], list]  # (word, n, temperature, seed) -> n drawings (canvas strokes)
 
 
@@ -55,8 +61,9 @@ Sampler = Callable[[str, int, float, int], list]  # (word, n, temperature, seed)
 # Samplers: the shipped runtime, or the baseline checkpoint through torch
 
 
-def runtime_sampler(models_dir: Path, prior: str = "shipped") -> tuple[Sampler, object]:
-    """The shipped runtime; prior "normal" draws z from N(0, I) instead of the shipped latent prior (to compare)."""
+def runtime_sampler(models_dir: Path, prior: str = "shipped", guidance: float = 0.0) -> tuple[Sampler, object]:
+    """The shipped runtime; prior "normal" draws z from N(0, I) instead of the shipped latent prior (to compare);
+    `guidance` is the classifier-free guidance scale."""
     from sketchlab.generate import Generator
     from sketchlab.latent_prior import NormalPrior
 
@@ -67,7 +74,7 @@ def runtime_sampler(models_dir: Path, prior: str = "shipped") -> tuple[Sampler, 
     def sample(word: str, n: int, temperature: float, seed: int) -> list:
         out = []
         for start in range(0, n, 50):  # batches of 50 variations
-            out += gen.variations(word, min(50, n - start), temperature, seed + start)
+            out += gen.variations(word, min(50, n - start), temperature, seed + start, guidance=guidance)
         return out
 
     return sample, gen
@@ -161,6 +168,30 @@ def _split_rasters(root: Path, word: str, split: Split) -> np.ndarray:
     return rasters / 255
 
 
+def _mean_pairwise(rasters: np.ndarray) -> float:
+    """Mean absolute difference over all pairs of rows of (n, 784) rasters."""
+    d = np.abs(rasters[:, None, :] - rasters[None, :, :]).mean(-1)
+    return float(d[np.triu_indices(len(rasters), 1)].mean())
+
+
+def diversity(root: Path, words: list[str], samples: dict) -> dict:
+    """Mean pairwise raster distance within each class's samples vs within as many held-out real drawings (VALID),
+    averaged over the classes (at most DIVERSITY_DRAWINGS of each)."""
+    gen_d, real_d = [], []
+    for word in words:
+        gen_r = [r for r in (_raster(d) for d in samples[word][:DIVERSITY_DRAWINGS]) if r is not None]
+        real_r = _split_rasters(root, word, Split.VALID)[: max(2, len(gen_r))]
+        if len(gen_r) >= 2 and len(real_r) >= 2:
+            gen_d.append(_mean_pairwise(np.stack(gen_r)))
+            real_d.append(_mean_pairwise(real_r))
+    return {
+        "metric": "mean absolute difference of 28x28 rasters (0..1) between two drawings of the same class",
+        "samples": float(np.mean(gen_d)),
+        "held_out_real": float(np.mean(real_d)),
+        "classes": len(gen_d),
+    }
+
+
 def memorisation(root: Path, words: list[str], samples: dict) -> dict:
     """Nearest-training-drawing distances of the samples vs of held-out real drawings (see the module docstring)."""
     gen_d, real_d = [], []
@@ -191,8 +222,11 @@ def memorisation(root: Path, words: list[str], samples: dict) -> dict:
     }
 
 
-def completion(root: Path, gen, classifier, words: list[str], temperature: float, seed: int) -> dict:
-    """Top-1 of the half drawing alone vs half + continuation, on TEST drawings with >= 2 strokes."""
+def completion(
+    root: Path, gen, classifier, words: list[str], temperature: float, seed: int, guidance: float = 0.0
+) -> dict:
+    """Top-1 of the half drawing alone vs half + continuation, on TEST drawings with >= 2 strokes. As in the app
+    (sketchlab.service), the continuation as the true word is guided at `guidance`, the one as the guess is not."""
     counts = {"half": 0, "completed_no_word": 0, "completed_with_word": 0, "completed_with_guess": 0, "n": 0}
     for word in words:
         test = load_split(root, [word], Split.TEST, limit_per_word=None)
@@ -205,8 +239,8 @@ def completion(root: Path, gen, classifier, words: list[str], temperature: float
             try:
                 guess = classifier.classify(half, top_k=1).fused[0].word  # what the app passes as the word
                 new_free = gen.complete(half, temperature, seed + kept)
-                new_word = gen.complete(half, temperature, seed + kept, word=word)
-                new_guess = gen.complete(half, temperature, seed + kept, word=guess)
+                new_word = gen.complete(half, temperature, seed + kept, word=word, guidance=guidance)
+                new_guess = gen.complete(half, temperature, seed + kept, word=guess, guidance=0.0)  # as the app does
             except DrawingError:
                 continue  # a half drawing that is a single point
             counts["half"] += guess == word
@@ -229,17 +263,17 @@ def completion(root: Path, gen, classifier, words: list[str], temperature: float
     }
 
 
-def speed(gen, words: list[str], temperature: float) -> dict:
+def speed(gen, words: list[str], temperature: float, guidance: float = 0.0) -> dict:
     whole, first, points = [], [], []
-    gen.generate(words[0], temperature, 0)  # warm-up
+    gen.generate(words[0], temperature, 0, guidance=guidance)  # warm-up
     for i in range(TIMING_DRAWS):
         word = words[i % len(words)]
         t0 = time.perf_counter()
-        d = gen.generate(word, temperature, seed=i)
+        d = gen.generate(word, temperature, seed=i, guidance=guidance)
         whole.append(time.perf_counter() - t0)
         points.append(sum(len(s) for s in d))
         t0 = time.perf_counter()
-        next(gen.stream(word, temperature, seed=i), None)
+        next(gen.stream(word, temperature, seed=i, guidance=guidance), None)
         first.append(time.perf_counter() - t0)
     return {
         "draws": TIMING_DRAWS,
@@ -252,10 +286,14 @@ def speed(gen, words: list[str], temperature: float) -> dict:
     }
 
 
-def reproducible(gen, word: str, temperature: float) -> bool:
-    return gen.generate(word, temperature, seed=7) == gen.generate(word, temperature, seed=7) and gen.variations(
-        word, 3, temperature, seed=7
-    ) == gen.variations(word, 3, temperature, seed=7)
+def reproducible(gen, word: str, temperature: float, guidance: float = 0.0) -> bool:
+    def one():
+        return gen.generate(word, temperature, seed=7, guidance=guidance)
+
+    def three():
+        return gen.variations(word, 3, temperature, seed=7, guidance=guidance)
+
+    return one() == one() and three() == three()
 
 
 def grid(samples: dict, path: Path, title: str, table: dict | None = None) -> None:
@@ -303,7 +341,16 @@ def record_in_manifest(models_dir: Path, result: dict) -> None:
     manifest = Manifest.load(path)
     manifest.metrics["evaluation"] = {
         k: result[k]
-        for k in ("temperature", "prior", "samples_per_class", "overall", "completion", "speed")
+        for k in (
+            "temperature",
+            "guidance",
+            "prior",
+            "samples_per_class",
+            "overall",
+            "diversity",
+            "completion",
+            "speed",
+        )
         if k in result
     } | {"copies": result["memorisation"]["copies"], "classes": "the 22 classes with >= 440 simplified drawings"}
     manifest.save(path)
@@ -337,6 +384,12 @@ def main(argv: list[str] | None = None) -> None:
         help="where z comes from when drawing from scratch: the shipped models/generator_prior.npz, or N(0, I) "
         "(for comparison: nothing is then written into the models folder)",
     )
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=DEFAULT_GUIDANCE,
+        help="classifier-free guidance scale (0 = none); only the default writes into the models folder",
+    )
     parser.add_argument("--grid", type=Path, default=None, help="grid image path (default models/plots/...)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -352,9 +405,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.recipe == "baseline":
         sample = baseline_sampler(args.checkpoint)
     else:
-        sample, gen = runtime_sampler(args.models_dir, args.prior)
-        print(f"latent prior: {gen.prior.name}", *gen.problems, flush=True)
-    shipped = args.recipe == "shipped" and args.prior == "shipped"  # only then write into the models folder
+        sample, gen = runtime_sampler(args.models_dir, args.prior, args.guidance)
+        print(f"latent prior: {gen.prior.name}, guidance {args.guidance:g}", *gen.problems, flush=True)
+    # only the shipped sampler's own settings write into the models folder
+    shipped = args.recipe == "shipped" and args.prior == "shipped" and args.guidance == DEFAULT_GUIDANCE
+    guidance = args.guidance if gen is not None else None  # the baseline has no unconditional pass to guide with
 
     t0 = time.time()
     print(f"recognisability: {len(words)} classes x {args.samples} samples at T={args.temperature}", flush=True)
@@ -362,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "recipe": args.recipe,
         "temperature": args.temperature,
+        "guidance": guidance,
         "samples_per_class": args.samples,
         "classifier": "sketchlab.classify.Classifier fused",
         "prior": gen.prior.name if gen is not None else None,
@@ -374,19 +430,22 @@ def main(argv: list[str] | None = None) -> None:
     grid(
         {w: s[:GRID_COLUMNS] for w, s in samples.items()},
         grid_path,
-        f"{args.recipe} generator{f', z from {gen.prior.name}' if gen else ''}, T={args.temperature}, fused top-1",
+        f"{args.recipe} generator{f', z from {gen.prior.name}, guidance {guidance:g}' if gen else ''}, "
+        f"T={args.temperature}, fused top-1",
         table,
     )
     result["grid"] = str(grid_path)
+    result["diversity"] = diversity(root, words, samples)
+    print(result["diversity"], flush=True)
     print("memorisation", flush=True)
     result["memorisation"] = memorisation(root, words, samples)
     print(result["memorisation"], flush=True)
     if gen is not None:
-        result["reproducible"] = reproducible(gen, words[0], args.temperature)
-        result["speed"] = speed(gen, words, args.temperature)
+        result["reproducible"] = reproducible(gen, words[0], args.temperature, args.guidance)
+        result["speed"] = speed(gen, words, args.temperature, args.guidance)
         print(result["speed"], flush=True)
         print("completion", flush=True)
-        result["completion"] = completion(root, gen, classifier, words, args.temperature, args.seed)
+        result["completion"] = completion(root, gen, classifier, words, args.temperature, args.seed, args.guidance)
         print(result["completion"], flush=True)
     if args.quality_samples and shipped:
         others = [w for w in gen.classes if w not in table]
@@ -400,6 +459,7 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps(
                 {
                     "temperature": args.temperature,
+                    "guidance": args.guidance,
                     "classifier": result["classifier"],
                     "note": "fraction of generated drawings the shipped fused classifier names as the requested class",
                     "per_class": quality,

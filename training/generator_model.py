@@ -15,7 +15,8 @@ Differences from the paper, and why:
   of a drawing, not its class. Without that, z carries the class (the KL floor lets it carry a few nats free), the decoder
   learns to read the class from z, and drawings from the prior N(0, I) look like whatever class z happens to suggest.
 - During training the class is replaced by an extra "unknown" class with probability `class_dropout`, so the same
-  decoder also continues a drawing whose class is not given ("finish my drawing" without a word).
+  decoder also continues a drawing whose class is not given ("finish my drawing" without a word), and the sampler
+  can guide a class against it (classifier-free guidance, sketchlab.sampler.guide).
 - The decoder state starts at zero instead of tanh(W z): z and the class enter at every step anyway, and the decoder
   step exported to ONNX then needs no separate initialisation graph.
 

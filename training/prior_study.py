@@ -16,6 +16,7 @@ below (same decoder, same seeds) and classified by the shipped fused classifier:
     posterior_means   z = mu_k of the 32 drawings, no noise: decoding the training drawings' own codes
 
 and reports top-1 / top-3 agreement and the nearest-training-drawing distances (`evaluate_generator.memorisation`).
+Sampling is unguided unless `--guidance` says otherwise (the study predates guidance; docs/generator.md, "Guidance").
 Results: docs/generator.md, "Latent prior".
 """
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=60, help="drawings a class and source")
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--json", type=Path, default=Path("runs/prior_study.json"))
+    parser.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale (0 = none)")
     args = parser.parse_args(argv)
     gen, classifier = Generator.load(), Classifier.load(threads=1)
     words = rich_classes(args.data)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         for source in SOURCES:
             z = latents(source, mu, sigma, recognized, args.samples, np.random.default_rng(100 + i))
             rng = np.random.default_rng(7 + i)
-            drawings = samples[source][word] = gen.decode(gen.label(word), z, TEMPERATURE, rng)
+            drawings = samples[source][word] = gen.decode(gen.label(word), z, TEMPERATURE, rng, guidance=args.guidance)
             ranks = [_top_ranks(classifier, d, word) for d in drawings]
             hits[source]["top1"] += sum(r == 0 for r in ranks)
             hits[source]["top3"] += sum(r is not None and r < 3 for r in ranks)
