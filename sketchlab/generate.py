@@ -114,22 +114,7 @@ class Generator:
         guidance = _check_guidance(guidance)
         rng = np.random.default_rng(seed)
         z = self.prior.sample(label, 1, rng)  # (1, Z)
-        labels = np.array([label], dtype=np.int64)
-        rows = (
-            row[0]
-            for row, _ in sample_rows(
-                self._step,
-                z,
-                labels,
-                zero_state(1, self.hidden),
-                temperature,
-                rng,
-                _check_len(max_len),
-                guidance=guidance,
-                unconditional=self.unknown_class,
-            )
-        )
-        yield from _points(rows, self.scale, np.zeros(2))
+        yield from _points(self._rows(label, z, temperature, rng, max_len, guidance), self.scale, np.zeros(2))
 
     def generate(
         self,
@@ -215,21 +200,7 @@ class Generator:
         z = self.encoder.run(strokes=user5[None, 1:], label=labels)["mu"]  # (1, Z): the drawing's own latent
         rng = np.random.default_rng(seed)
         prefix = user5[:, None, :]  # (N + 1, 1, 5): start token, then every user row
-        rows = (
-            row[0]
-            for row, _ in sample_rows(
-                self._step,
-                z,
-                labels,
-                zero_state(1, self.hidden),
-                temperature,
-                rng,
-                _check_len(max_len),
-                prefix=prefix,
-                guidance=guidance,
-                unconditional=self.unknown_class,
-            )
-        )
+        rows = self._rows(label, z, temperature, rng, max_len, guidance, prefix)
         start = np.asarray(prepared.stroke3[:, :2], np.float64).sum(axis=0)  # last user point, simplified frame
         points = list(_points(rows, self.scale, start))
         # simplified frame -> canvas: undo sketchlab.simplify's alignment to the top-left and scaling to 0..255
@@ -252,6 +223,16 @@ class Generator:
 
             close = difflib.get_close_matches(str(word), self.classes, n=3)
             raise ValueError(f"unknown category {word!r}; did you mean {close}? ({len(self.classes)} known)") from None
+
+    def _rows(self, label, z, temperature, rng, max_len, guidance, prefix=None) -> Iterator[np.ndarray]:
+        """The stroke-5 rows (5,) of one drawing of class index `label` from latent z (1, Z), one at a time, after
+        feeding `prefix` (T, 1, 5) if given (sampler.sample_rows; guided against the "unknown" class)."""
+        labels = np.array([label], dtype=np.int64)
+        state = zero_state(1, self.hidden)
+        sampled = sample_rows(
+            self._step, z, labels, state, temperature, rng, _check_len(max_len), prefix, guidance, self.unknown_class
+        )
+        return (row[0] for row, _ in sampled)
 
     def _step(self, prev, z, label, h, c) -> dict[str, np.ndarray]:
         outputs = self.decoder.session.run(self._output_names, {"prev": prev, "z": z, "label": label, "h": h, "c": c})
