@@ -32,6 +32,8 @@ from sketchlab.errors import DrawingError, ModelError  # noqa: E402
 from sketchlab.page import NewestOnly, details_html, guesses_html, page_seq  # noqa: E402
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
 from sketchlab.service import (  # noqa: E402
+    DEFAULT_GUIDANCE,
+    GUIDANCE_RANGE,
     MAX_PAYLOAD_CHARS,
     MAX_SEED,
     MAX_VARIATIONS,
@@ -87,20 +89,22 @@ def build(service: Service) -> gr.Blocks:
                 answer = guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
         return (gr.skip(), gr.skip()) if newest.overtaken(session, seq) else answer
 
-    def on_finish(finish_as: str, temperature: float, seed: float, speed: float, evt: gr.EventData) -> str:
+    def on_finish(
+        finish_as: str, temperature: float, seed: float, guidance: float, speed: float, evt: gr.EventData
+    ) -> str:
         data = evt._data if isinstance(evt._data, dict) else {}
         try:
-            done = service.complete(data.get("strokes"), temperature, seed, word=finish_as or None)
+            done = service.complete(data.get("strokes"), temperature, seed, word=finish_as or None, guidance=guidance)
         except (DrawingError, ModelError) as e:
             raise _page_error(e) from e
         return json.dumps({"op": "finish", **done, "speed": speed, "nonce": time.time_ns()})
 
-    def on_generate(word: str, temperature: float, seed: float, n: float, speed: float) -> str:
+    def on_generate(word: str, temperature: float, seed: float, guidance: float, n: float, speed: float) -> str:
         try:
-            drawings = service.generate(word, temperature, seed, n=int(n or 1))
+            drawings = service.generate(word, temperature, seed, n=int(n or 1), guidance=guidance)
         except (DrawingError, ModelError) as e:
             raise _page_error(e) from e
-        caption = f"“{word}”, temperature {temperature:g}, seed {int(seed or 0)}"
+        caption = f"“{word}”, temperature {temperature:g}, guidance {guidance:g}, seed {int(seed or 0)}"
         return json.dumps(
             {"word": word, "drawings": drawings, "speed": speed, "caption": caption, "nonce": time.time_ns()}
         )
@@ -116,18 +120,27 @@ def build(service: Service) -> gr.Blocks:
         result.pop("raster")
         return result
 
-    def generate(word: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0) -> list:
-        """A category -> one drawing, strokes of [x, y, t_ms] points in the 0..255 frame, in drawing order."""
+    def generate(
+        word: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, guidance: float = DEFAULT_GUIDANCE
+    ) -> list:
+        """A category -> one drawing, strokes of [x, y, t_ms] points in the 0..255 frame, in drawing order.
+        `guidance`: 0 (none) to 3; higher draws more typical, less varied drawings."""
         try:
-            return service.generate(word, temperature, seed)[0]
+            return service.generate(word, temperature, seed, guidance=guidance)[0]
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
 
-    def complete(strokes: str, temperature: float = DEFAULT_TEMPERATURE, seed: int = 0, word: str = "") -> list:
+    def complete(
+        strokes: str,
+        temperature: float = DEFAULT_TEMPERATURE,
+        seed: int = 0,
+        word: str = "",
+        guidance: float = DEFAULT_GUIDANCE,
+    ) -> list:
         """Strokes JSON -> only the new strokes that finish the drawing, in the same coordinates. `word`: finish it
-        as this category, as "(my top guess)", or "" to let the drawing decide."""
+        as this category, as "(my top guess)", or "" to let the drawing decide; `guidance` applies to a category."""
         try:
-            return service.complete(strokes, temperature, seed, word=word or None)["strokes"]
+            return service.complete(strokes, temperature, seed, word=word or None, guidance=guidance)["strokes"]
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
 
@@ -195,6 +208,14 @@ def build(service: Service) -> gr.Blocks:
                 *TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.01, label="Temperature", elem_id="temperature"
             )
             seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            guidance = gr.Slider(
+                *GUIDANCE_RANGE,
+                value=DEFAULT_GUIDANCE,
+                step=0.1,
+                label="Guidance",
+                info="higher: more typical of the category, less varied; 0: off",
+                elem_id="guidance",
+            )
             n = gr.Slider(1, MAX_VARIATIONS, value=DEFAULT_VARIATIONS, step=1, label="Drawings side by side")
             speed = gr.Slider(0.25, 4, value=1, step=0.25, label="Drawing speed", elem_id="speed")
         draw = gr.Button("Draw it", variant="primary", elem_id="draw-it")
@@ -206,7 +227,7 @@ def build(service: Service) -> gr.Blocks:
             apply_default_css=False,
         )
         gr.Markdown(
-            "Temperature and seed also steer **Finish my drawing**. Models trained on the "
+            "Temperature, seed and guidance also steer **Finish my drawing** (guidance only as a named category). Models trained on the "
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
         )
 
@@ -226,7 +247,7 @@ def build(service: Service) -> gr.Blocks:
         )
         pad.finish(
             on_finish,
-            [finish_as, temperature, seed, speed],
+            [finish_as, temperature, seed, guidance, speed],
             pad,
             show_progress="hidden",
             api_visibility="private",
@@ -234,7 +255,7 @@ def build(service: Service) -> gr.Blocks:
         )
         draw.click(
             on_generate,
-            [word, temperature, seed, n, speed],
+            [word, temperature, seed, guidance, n, speed],
             generated,
             api_visibility="private",
             concurrency_limit=API_CONCURRENCY,

@@ -36,6 +36,8 @@ MAX_PAYLOAD_CHARS = 1_000_000  # JSON text of one drawing: MAX_POINTS points of 
 TOP_K = 5  # guesses shown per model, as in the issue
 TOP_GUESS = "(my top guess)"  # complete(word=TOP_GUESS): finish the drawing as the classifier's best guess
 TEMPERATURE_RANGE = (0.01, 2.0)  # below: every sample is the mode; above: scribbles
+GUIDANCE_RANGE = (0.0, 3.0)  # classifier-free guidance scale: 0 off; past ~1.5 strokes break apart (docs/generator.md)
+DEFAULT_GUIDANCE = 1.0  # = sketchlab.generate.DEFAULT_GUIDANCE (checked by a test; generate.py is imported lazily)
 MAX_SEED = 2**31 - 1  # numpy accepts more, but gradio_client and JS numbers stay exact below this
 MAX_VARIATIONS = 6  # side by side on the page; each costs one ~50 ms sampling loop
 MAX_GENERATED_POINTS = 250  # sketch-rnn's usual max_seq_len: longer samples are rarely better
@@ -84,15 +86,22 @@ def parse_strokes(payload: object) -> list:
     return [s.tolist() for s in drawing]
 
 
-def check_temperature(temperature: object) -> float:
-    lo, hi = TEMPERATURE_RANGE
+def _check_number(name: str, value: object, lo: float, hi: float) -> float:
     try:
-        t = float(temperature)  # type: ignore[arg-type]
+        f = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError) as e:
-        raise DrawingError(f"temperature must be a number between {lo} and {hi}, got {temperature!r}") from e
-    if not (math.isfinite(t) and lo <= t <= hi):
-        raise DrawingError(f"temperature must be between {lo} and {hi}, got {temperature!r}")
-    return t
+        raise DrawingError(f"{name} must be a number between {lo} and {hi}, got {value!r}") from e
+    if not (math.isfinite(f) and lo <= f <= hi):
+        raise DrawingError(f"{name} must be between {lo} and {hi}, got {value!r}")
+    return f
+
+
+def check_temperature(temperature: object) -> float:
+    return _check_number("temperature", temperature, *TEMPERATURE_RANGE)
+
+
+def check_guidance(guidance: object) -> float:
+    return _check_number("guidance", guidance, *GUIDANCE_RANGE)
 
 
 def check_seed(seed: object) -> int:
@@ -212,36 +221,50 @@ class Service:
             "raster": np.asarray(guesses.raster, dtype=np.uint8),
         }
 
-    def generate(self, word: str, temperature: float = 0.4, seed: int = 0, n: int = 1) -> list:
-        """A category -> `n` drawings, each [[[x, y, t_ms], ...], ...] in the 0..255 frame, in drawing order."""
+    def generate(
+        self, word: str, temperature: float = 0.4, seed: int = 0, n: int = 1, guidance: float = DEFAULT_GUIDANCE
+    ) -> list:
+        """A category -> `n` drawings, each [[[x, y, t_ms], ...], ...] in the 0..255 frame, in drawing order.
+        `guidance`: classifier-free guidance scale (0 = none; higher: more typical, less varied drawings)."""
         generator = self._need(self.generator, "generator")
         word = self._check_word(word)
-        temperature, seed = check_temperature(temperature), check_seed(seed)
+        temperature, seed, guidance = check_temperature(temperature), check_seed(seed), check_guidance(guidance)
         if not (isinstance(n, int | float) and 1 <= n <= MAX_VARIATIONS and n == int(n)):
             raise DrawingError(f"the number of drawings must be 1 to {MAX_VARIATIONS}, got {n!r}")
         with _model_call("generator"):
             if int(n) == 1:
-                drawings = [generator.generate(word, temperature=temperature, seed=seed, max_len=MAX_GENERATED_POINTS)]
+                drawings = [
+                    generator.generate(
+                        word, temperature=temperature, seed=seed, max_len=MAX_GENERATED_POINTS, guidance=guidance
+                    )
+                ]
             else:
-                drawings = generator.variations(word, int(n), temperature, seed)
+                drawings = generator.variations(word, int(n), temperature, seed, guidance=guidance)
         return [_plain_strokes(d) for d in drawings]
 
-    def complete(self, strokes: object, temperature: float = 0.4, seed: int = 0, word: str | None = None) -> dict:
+    def complete(
+        self,
+        strokes: object,
+        temperature: float = 0.4,
+        seed: int = 0,
+        word: str | None = None,
+        guidance: float = DEFAULT_GUIDANCE,
+    ) -> dict:
         """The user's strokes -> {"word": the category finished as, "strokes": only the new strokes, in the user's
         canvas coordinates}.
 
         `word`: a category (what the user says they are drawing), `TOP_GUESS` (the classifier's best guess, when
         the generator knows it), or None / "" to let the generator follow the drawing itself (its "unknown class").
+        `guidance` applies to a named category only: a guess can be wrong, and guiding towards it hurt
+        (docs/generator.md, "Guidance"); without a word there is nothing to guide.
         """
         drawing = parse_strokes(strokes)
         if not drawing:
             raise DrawingError("draw something first: there is nothing to finish")
         generator = self._need(self.generator, "generator")
-        temperature, seed = check_temperature(temperature), check_seed(seed)
-        unguided = {}  # a category the user names is guided at the generator's default scale
+        temperature, seed, guidance = check_temperature(temperature), check_seed(seed), check_guidance(guidance)
         if word == TOP_GUESS:
-            word = self._top_guess(drawing)
-            unguided = {"guidance": 0.0}  # a guess can be wrong; guiding towards it hurt (docs/generator.md, Guidance)
+            word, guidance = self._top_guess(drawing), 0.0
         if word:
             word = self._check_word(word)
         with _model_call("generator"):
@@ -251,7 +274,7 @@ class Service:
                 seed=seed,
                 word=word or None,
                 max_len=MAX_GENERATED_POINTS,
-                **unguided,
+                guidance=guidance,
             )
         return {"word": word or None, "strokes": _plain_strokes(new)}
 

@@ -75,6 +75,7 @@ def test_generate_returns_a_stroke_list_decided_by_the_seed(client):
     times = [p[2] for s in drawing for p in s]
     assert times == sorted(times)  # in drawing order
     assert client.predict("cat", 0.4, 7, api_name="/generate") == drawing
+    assert client.predict("cat", 0.4, 7, 0.0, api_name="/generate") != drawing  # without guidance: another drawing
 
 
 def test_complete_returns_new_strokes(client):
@@ -92,6 +93,7 @@ def test_complete_returns_new_strokes(client):
         ("/classify", (json.dumps([[[i % 50, i // 50, i] for i in range(MAX_POINTS + 1)]]),), "at most"),
         ("/generate", ("not a category", 0.4, 1), "unknown category"),
         ("/generate", ("cat", 99, 1), "temperature"),
+        ("/generate", ("cat", 0.4, 1, 9), "guidance"),
         ("/complete", ("[]", 0.4, 1), "nothing to finish"),
     ],
 )

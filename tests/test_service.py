@@ -16,10 +16,12 @@ from _tiny_models import models_for_tests, shipped_models_present
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.prepare import from_canvas
 from sketchlab.service import (
+    DEFAULT_GUIDANCE,
     MAX_PAYLOAD_CHARS,
     MAX_SEED,
     MAX_VARIATIONS,
     Service,
+    check_guidance,
     check_seed,
     check_temperature,
     parse_strokes,
@@ -60,16 +62,17 @@ class FakeGenerator:
     quality = {"cat": {"n": 100, "top1": 0.75, "top3": 0.9}, "dog": {"top3": 0.5}, "house": {"top1": float("nan")}}
 
     def __init__(self):
-        self.completed_as = None
+        self.completed_as = self.guidance = None
 
-    def generate(self, word, temperature=0.5, seed=0, max_len=250):
+    def generate(self, word, temperature=0.5, seed=0, max_len=250, guidance=1.0):
+        self.guidance = guidance
         rng = np.random.default_rng(seed)
         return [np.column_stack([rng.uniform(0, 255, (6, 2)), np.arange(6) * 16.0]) for _ in range(2)]
 
-    def variations(self, word, n, temperature, seed):
-        return [self.generate(word, temperature, seed + i) for i in range(n)]
+    def variations(self, word, n, temperature, seed, guidance=1.0):
+        return [self.generate(word, temperature, seed + i, guidance=guidance) for i in range(n)]
 
-    def complete(self, strokes, temperature, seed, word=None, max_len=250, guidance="default"):
+    def complete(self, strokes, temperature, seed, word=None, max_len=250, guidance=None):
         self.completed_as, self.guidance = word, guidance
         x, y = strokes[-1][-1][:2]
         return [[[x, y, 0.0], [x + 10.123, y + 5.0, 30.0]]]
@@ -136,6 +139,16 @@ def test_temperature_and_seed_checks():
     for bad in (-1, 1.5, MAX_SEED + 1, float("inf"), "x", [1]):
         with pytest.raises(DrawingError, match="seed"):
             check_seed(bad)
+    assert check_guidance("0") == 0.0 and check_guidance(2.5) == 2.5
+    for bad in (-0.1, 3.5, float("nan"), "strong", None):
+        with pytest.raises(DrawingError, match="guidance"):
+            check_guidance(bad)
+
+
+def test_the_services_default_guidance_is_the_generators():
+    from sketchlab.generate import DEFAULT_GUIDANCE as GENERATOR_DEFAULT
+
+    assert DEFAULT_GUIDANCE == GENERATOR_DEFAULT
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,6 +177,9 @@ def test_generate_returns_plain_lists_in_drawing_order(service):
     assert [p[2] for p in one[0]] == sorted(p[2] for p in one[0])
     assert len(service.generate("cat", 0.4, 3, n=MAX_VARIATIONS)) == MAX_VARIATIONS
     assert service.generate("cat", 0.4, 3) == service.generate("cat", 0.4, 3)  # the seed decides
+    assert service.generator.guidance == DEFAULT_GUIDANCE
+    service.generate("cat", 0.4, 3, n=2, guidance=0)
+    assert service.generator.guidance == 0.0
 
 
 @pytest.mark.parametrize(
@@ -174,6 +190,7 @@ def test_generate_returns_plain_lists_in_drawing_order(service):
         ({"word": 5}, "unknown category"),
         ({"word": "cat", "temperature": 0}, "temperature"),
         ({"word": "cat", "seed": -2}, "seed"),
+        ({"word": "cat", "guidance": -1}, "guidance"),
         ({"word": "cat", "n": MAX_VARIATIONS + 1}, "number of drawings"),
         ({"word": "cat", "n": 0}, "number of drawings"),
     ],
@@ -196,7 +213,7 @@ def test_complete_returns_only_new_strokes_and_passes_the_word(service):
     assert done["word"] is None is service.generator.completed_as  # the generator follows the drawing itself
     assert done["strokes"] == [[[10.0, 10.0, 0.0], [20.1, 15.0, 30.0]]]  # only new strokes, rounded
     assert service.complete(SQUARE, 0.4, 1, word="tree")["word"] == "tree" == service.generator.completed_as
-    assert service.generator.guidance == "default"  # a named category: the generator's own guidance
+    assert service.generator.guidance == DEFAULT_GUIDANCE  # a named category is guided
     with pytest.raises(DrawingError, match="nothing to finish"):
         service.complete("[]")
     with pytest.raises(DrawingError, match="unknown category"):
