@@ -213,7 +213,6 @@ def build(service: Service) -> gr.Blocks:
                 value=DEFAULT_GUIDANCE,
                 step=0.1,
                 label="Guidance",
-                info="higher: more typical of the category, less varied; 0: off",
                 elem_id="guidance",
             )
             n = gr.Slider(1, MAX_VARIATIONS, value=DEFAULT_VARIATIONS, step=1, label="Drawings side by side")
@@ -227,6 +226,7 @@ def build(service: Service) -> gr.Blocks:
             apply_default_css=False,
         )
         gr.Markdown(
+            "Guidance: higher draws more typical, less varied drawings of the category; 0 turns it off. "
             "Temperature, seed and guidance also steer **Finish my drawing** (guidance only as a named category). Models trained on the "
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
         )
