@@ -227,7 +227,8 @@ def build(service: Service) -> gr.Blocks:
         )
         gr.Markdown(
             "Guidance: higher draws more typical, less varied drawings of the category; 0 turns it off. "
-            "Temperature, seed and guidance also steer **Finish my drawing** (guidance only as a named category). Models trained on the "
+            "Temperature, seed and guidance also steer **Finish my drawing** (guidance only as a named category). "
+            "Models trained on the "
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
         )
 

@@ -35,7 +35,7 @@ from .strokes import normalize, to_stroke5, validate_canvas
 MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz animation frame
 DEFAULT_MAX_LEN = 250  # sketch-rnn's max_seq_len for Quick, Draw!
 DEFAULT_GUIDANCE = 1.0  # classifier-free guidance scale: best of 0-3 in training.guidance_study (docs/generator.md)
-MAX_GUIDANCE = 5.0
+MAX_GUIDANCE = 5.0  # past ~1.5 strokes already break apart (docs/generator.md); the page offers 0-3
 QUALITY_FILE = "generator_quality.json"
 SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
 ENCODER_INPUTS = ("strokes", "label")  # what `complete` feeds the encoder; a file without them is another version

@@ -61,7 +61,9 @@ Sampler = Callable[[str, int, float, int], list]  # (word, n, temperature, seed)
 # Samplers: the shipped runtime, or the baseline checkpoint through torch
 
 
-def runtime_sampler(models_dir: Path, prior: str = "shipped", guidance: float = 0.0) -> tuple[Sampler, object]:
+def runtime_sampler(
+    models_dir: Path, prior: str = "shipped", guidance: float = DEFAULT_GUIDANCE
+) -> tuple[Sampler, object]:
     """The shipped runtime; prior "normal" draws z from N(0, I) instead of the shipped latent prior (to compare);
     `guidance` is the classifier-free guidance scale."""
     from sketchlab.generate import Generator
@@ -223,7 +225,7 @@ def memorisation(root: Path, words: list[str], samples: dict) -> dict:
 
 
 def completion(
-    root: Path, gen, classifier, words: list[str], temperature: float, seed: int, guidance: float = 0.0
+    root: Path, gen, classifier, words: list[str], temperature: float, seed: int, guidance: float = DEFAULT_GUIDANCE
 ) -> dict:
     """Top-1 of the half drawing alone vs half + continuation, on TEST drawings with >= 2 strokes. As in the app
     (sketchlab.service), the continuation as the true word is guided at `guidance`, the one as the guess is not."""
@@ -263,7 +265,7 @@ def completion(
     }
 
 
-def speed(gen, words: list[str], temperature: float, guidance: float = 0.0) -> dict:
+def speed(gen, words: list[str], temperature: float, guidance: float = DEFAULT_GUIDANCE) -> dict:
     whole, first, points = [], [], []
     gen.generate(words[0], temperature, 0, guidance=guidance)  # warm-up
     for i in range(TIMING_DRAWS):
@@ -286,7 +288,7 @@ def speed(gen, words: list[str], temperature: float, guidance: float = 0.0) -> d
     }
 
 
-def reproducible(gen, word: str, temperature: float, guidance: float = 0.0) -> bool:
+def reproducible(gen, word: str, temperature: float, guidance: float = DEFAULT_GUIDANCE) -> bool:
     def one():
         return gen.generate(word, temperature, seed=7, guidance=guidance)
 
