@@ -1,0 +1,30 @@
+"""training.fusion_study.rerank: the prior may reorder the five guesses, never change which five they are."""
+
+import numpy as np
+
+from training.evaluate import ranking_metrics
+from training.fusion_study import rerank
+
+
+def test_rerank_keeps_the_top_five_and_orders_them_by_the_second_score():
+    rng = np.random.default_rng(0)
+    score, order = rng.normal(size=(50, 20)), rng.normal(size=(50, 20))
+    out = rerank(score, order)
+    top5 = np.argsort(-score, axis=1)[:, :5]
+    new5 = np.argsort(-out, axis=1)[:, :5]
+    for i in range(len(score)):
+        assert set(new5[i]) == set(top5[i])
+        assert list(new5[i]) == sorted(top5[i], key=lambda c: -order[i, c])
+    assert np.isneginf(out).sum(axis=1).tolist() == [15] * 50  # everything else ranks below the five
+
+
+def test_rerank_changes_top1_but_not_top5_metrics():
+    rng = np.random.default_rng(1)
+    score, labels = rng.normal(size=(200, 30)), rng.integers(0, 30, 200)
+    prior = np.zeros(30)
+    prior[labels[0]] = 100.0  # a prior that puts one class first wherever it is among the five
+    classes = [str(i) for i in range(30)]
+    before = ranking_metrics(score, labels, classes)
+    after = ranking_metrics(rerank(score, score + prior), labels, classes)
+    assert after["top5"] == before["top5"] and after["macro_top5"] == before["macro_top5"]
+    assert after["top1"] != before["top1"]
