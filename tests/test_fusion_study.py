@@ -1,4 +1,4 @@
-"""training.fusion_study.rerank: the prior may reorder the five guesses, never change which five they are."""
+"""training.fusion_study.rerank keeps the five guesses; training.fuse.tune_mirror mirrors a model only where it pays."""
 
 import numpy as np
 
@@ -28,3 +28,26 @@ def test_rerank_changes_top1_but_not_top5_metrics():
     after = ranking_metrics(rerank(score, score + prior), labels, classes)
     assert after["top5"] == before["top5"] and after["macro_top5"] == before["macro_top5"]
     assert after["top1"] != before["top1"]
+
+
+def _views(rng, labels, noise):
+    """(plain, mirrored) log-probabilities of 10 classes: the label's logit raised by 2, plus noise."""
+    logits = rng.normal(size=(len(labels), 10)) * noise
+    logits[np.arange(len(labels)), labels] += 2.0
+    return logits - np.log(np.exp(logits).sum(1, keepdims=True))
+
+
+def test_fusion_mirrors_a_model_only_when_it_pays_on_validation():
+    from training.fuse import tune_mirror
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    classes = [str(i) for i in range(10)]
+    prior = np.full(10, -np.log(10))
+    stroke, cnn = _views(rng, labels, 1.5), _views(rng, labels, 1.5)
+    same = {"stroke": (stroke, stroke), "cnn": (cnn, cnn)}  # a mirror that adds nothing costs a pass for nothing
+    fusion, report = tune_mirror(same, labels, prior, classes)
+    assert fusion.mirror == {"stroke": False, "cnn": False} and len(report["mirror_choices"]) == 4
+    better = _views(np.random.default_rng(1), labels, 0.3)  # a much better second view of the CNN
+    fusion, _ = tune_mirror({"stroke": (stroke, stroke), "cnn": (cnn, better)}, labels, prior, classes)
+    assert fusion.mirror == {"stroke": False, "cnn": True}

@@ -52,11 +52,11 @@ def figures(score: np.ndarray, labels: np.ndarray, rich: np.ndarray, classes: li
 
 
 def row(label: str, f: dict) -> str:
-    return f"{label:<34}" + "".join(f"{100 * f[k]:>11.1f}" for k in ("top1", "macro_top1", "macro_top5",
+    return f"{label:<60}" + "".join(f"{100 * f[k]:>11.1f}" for k in ("top1", "macro_top1", "macro_top5",
                                                                     "rich_top1", "rich_top3"))  # fmt: skip
 
 
-HEADER = f"{'':<34}{'top1':>11}{'macro_top1':>11}{'macro_top5':>11}{'rich_top1':>11}{'rich_top3':>11}"
+HEADER = f"{'':<60}{'top1':>11}{'macro_top1':>11}{'macro_top5':>11}{'rich_top1':>11}{'rich_top3':>11}"
 
 
 def study_rerank(root: Path, cache_path: str) -> None:
