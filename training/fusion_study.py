@@ -28,8 +28,7 @@ from sketchlab import data as qd
 from sketchlab.classify import Classifier, log_softmax, mean_of_views
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.classifier_data import DEFAULT_CACHE, SIMPLIFIED, load_or_build
-from training.evaluate import ranking_metrics, read_bitmaps, read_split, rich_mask, subset_metrics
+from training.evaluate import ranking_metrics, read_bitmaps, read_split, rich_mask, scores, subset_metrics
 from training.fuse import WEIGHT_GRID, _batched, objective
 
 SPLITS = (Split.VALID, Split.TEST)
@@ -59,17 +58,15 @@ def row(label: str, f: dict) -> str:
 HEADER = f"{'':<60}{'top1':>11}{'macro_top1':>11}{'macro_top5':>11}{'rich_top1':>11}{'rich_top3':>11}"
 
 
-def study_rerank(root: Path, cache_path: str) -> None:
+def study_rerank(root: Path) -> None:
     clf = Classifier.load(MODELS_DIR)
     classes, index = clf.classes, {w: i for i, w in enumerate(clf.classes)}
-    counts = load_or_build(str(root), cache_path).counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
-    log_prior = np.log((counts + 1) / (counts + 1).sum())  # as training.fuse
+    log_prior = clf.fusion.log_prior  # the training class frequencies, as training.fuse stored them
     rich = rich_mask(root, classes)
     print(HEADER)
     for split in SPLITS:
         prepared, labels = read_split(root, "simplified", split, index)
-        fused = np.concatenate([clf.combine(clf.raw_log_probs(prepared[i : i + 512]))["fused"]
-                                for i in range(0, len(prepared), 512)])  # fmt: skip
+        fused = scores(clf, prepared)["fused"]
         for g in RERANK_GRID:
             print(row(f"{split.value} g={g}", figures(rerank(fused, fused + g * log_prior), labels, rich, classes)))
 
@@ -128,10 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("study", choices=("rerank", "members"))
     parser.add_argument("dirs", nargs="*", help="members: folders of exported models (the first sets the classes)")
     parser.add_argument("--data", default=str(qd.default_data_dir()))
-    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="for the training class counts (the prior)")
     args = parser.parse_args(argv)
     if args.study == "rerank":
-        study_rerank(Path(args.data), args.cache)
+        study_rerank(Path(args.data))
     elif len(args.dirs) < 1:
         parser.error("members: name at least one folder of exported models")
     else:
