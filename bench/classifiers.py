@@ -5,7 +5,8 @@
 Batch 1 is the app's case (one drawing per request); batch 256 is evaluation / offline scoring. The stroke input is a
 250-point drawing (stroke-5, T = 250), the CNN input a 28x28 raster. Torch eager runs the architecture of the shipped
 manifest's config with freshly initialised weights (latency does not depend on the weight values; the trained weights
-live only in the ONNX files), on the same number of threads as ONNX Runtime.
+live only in the ONNX files). Both run on the app's thread count (`sketchlab.service.CLASSIFIER_THREADS`), so the
+fusion row is what a request costs in the app.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bench.timing import Timing, machine, table, time_calls
 from sketchlab.classify import Classifier
 from sketchlab.data import default_data_dir, iter_drawings
 from sketchlab.prepare import Prepared, from_simplified
+from sketchlab.service import CLASSIFIER_THREADS
 
 POINTS = 250  # "one drawing of 250 points"
 BIG_BATCH = 256
@@ -57,7 +59,7 @@ def _no_grad(fn):
 
 
 def run(data: Path | None, calls: int = 200) -> list[Timing]:
-    classifier = Classifier.load()
+    classifier = Classifier.load(threads=CLASSIFIER_THREADS)
     classifier.warmup()
     prepared = drawing_of(POINTS, data)
     rows = []
@@ -85,7 +87,7 @@ def run(data: Path | None, calls: int = 200) -> list[Timing]:
         import torch
     except ImportError:
         return rows
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(CLASSIFIER_THREADS)
     if "stroke" in classifier.models:
         model = _torch_model("stroke", classifier.models["stroke"].manifest.config)
         t1, tb = torch.from_numpy(x1), torch.from_numpy(xb)

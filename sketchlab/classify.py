@@ -12,13 +12,17 @@ weights the two models:
 
 where `fusion.json` says so for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror,
 both run in one batch.
+The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
+releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
 With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,15 +100,21 @@ def best_guesses(log_probs: np.ndarray, classes: list[str], k: int) -> list[Gues
 class Classifier:
     """The loaded classifiers. Build with `Classifier.load()`."""
 
-    def __init__(self, models: dict[str, Model], fusion: Fusion, classes: list[str], problems: list[str]):
+    def __init__(
+        self, models: dict[str, Model], fusion: Fusion, classes: list[str], problems: list[str], parallel: bool = True
+    ):
         self.models = models  # name -> Model, only those that loaded
         self.fusion = fusion
         self.classes = classes
         self.problems = problems  # one clear message per model that failed to load
+        # Workers for every model but the first, shared by concurrent requests; threads start on first use.
+        workers = (os.cpu_count() or 1) * (len(models) - 1)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="classifier") if parallel and workers else None
 
     @classmethod
-    def load(cls, models_dir: str | Path = MODELS_DIR, threads: int | None = None) -> Classifier:
-        """Load what can be loaded; raises `ModelError` only when no classifier loads at all."""
+    def load(cls, models_dir: str | Path = MODELS_DIR, threads: int | None = None, parallel: bool = True) -> Classifier:
+        """Load what can be loaded; raises `ModelError` only when no classifier loads at all. `threads`: ONNX Runtime
+        intra-op threads per model; `parallel`: run the two models side by side (False: one after the other)."""
         models, problems = {}, []
         for name in MODEL_NAMES:
             try:
@@ -136,7 +146,7 @@ class Classifier:
         except (ModelError, KeyError, TypeError, ValueError) as e:
             fusion = Fusion.default(len(classes))
             problems.append(f"fusion settings unavailable, using equal weights and no prior: {e}")
-        return cls(models, fusion, classes, problems)
+        return cls(models, fusion, classes, problems, parallel)
 
     @property
     def provider(self) -> str:
@@ -210,17 +220,19 @@ class Classifier:
     def raw_log_probs(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
         """Uncalibrated log-probabilities {model name: (B, C)} of several prepared drawings: each model's own, or
         the mean of the two views' where `Fusion.mirror` says so."""
-        out = {}
-        for name in MODEL_NAMES:
-            if name not in self.models:
-                continue
-            if self.fusion.mirror.get(name):
-                out[name] = mean_of_views(*self._views(name, prepared))
-            elif name == "stroke":
-                out[name] = log_softmax(self._stroke_logits(prepared))
-            else:
-                out[name] = log_softmax(self._cnn_logits(np.stack([p.raster for p in prepared])))
-        return out
+        first, *rest = [name for name in MODEL_NAMES if name in self.models]
+        if self._pool is None:
+            return {name: self._model_log_probs(name, prepared) for name in (first, *rest)}
+        pending = {name: self._pool.submit(self._model_log_probs, name, prepared) for name in rest}
+        out = {first: self._model_log_probs(first, prepared)}
+        return out | {name: job.result() for name, job in pending.items()}
+
+    def _model_log_probs(self, name: str, prepared: Sequence[Prepared]) -> np.ndarray:
+        if self.fusion.mirror.get(name):
+            return mean_of_views(*self._views(name, prepared))
+        if name == "stroke":
+            return log_softmax(self._stroke_logits(prepared))
+        return log_softmax(self._cnn_logits(np.stack([p.raster for p in prepared])))
 
     def probabilities(self, prepared: Sequence[Prepared]) -> dict[str, np.ndarray]:
         """Batch API: {"stroke" | "cnn" | "fused": (B, C) probabilities} for prepared drawings (models loaded only)."""

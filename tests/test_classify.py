@@ -203,3 +203,15 @@ def test_model_trained_with_other_preprocessing_loads_with_a_warning(tmp_path):
     assert set(clf.models) == {"stroke", "cnn"}
     assert len(clf.problems) == 1 and "cnn model" in clf.problems[0] and "raster" in clf.problems[0]
     assert "make models" in clf.problems[0]
+
+
+def test_models_side_by_side_give_the_same_scores_as_one_after_the_other(models_dir):
+    prepared = [from_canvas(_drawing(n)) for n in (10, 40, 400)]
+    side_by_side, in_turn = Classifier.load(models_dir), Classifier.load(models_dir, parallel=False)
+    assert side_by_side._pool is not None and in_turn._pool is None
+    a, b = side_by_side.raw_log_probs(prepared), in_turn.raw_log_probs(prepared)
+    assert a.keys() == b.keys() == {"stroke", "cnn"}
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    (models_dir / "cnn.onnx").unlink()
+    assert Classifier.load(models_dir)._pool is None  # one model: nothing to run beside it
