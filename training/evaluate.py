@@ -67,8 +67,10 @@ def subset_metrics(log_probs: np.ndarray, labels: np.ndarray, keep: np.ndarray) 
 
 
 def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]):
-    """Prepared drawings and labels of one kind ("simplified" | "raw"), optionally one split."""
-    prepared, labels = [], []
+    """(prepared drawings, labels (N,), recognized (N,) bool) of one kind ("simplified" | "raw"), optionally one
+    split. `recognized`: the record's flag, whether Google's own classifier recognised the drawing in the game (a
+    record without the flag counts as recognised)."""
+    prepared, labels, recognized = [], [], []
     make = from_simplified if kind == "simplified" else from_canvas
     for rec in qd.iter_drawings(root, kind, split=split):
         if rec.word not in index:
@@ -78,7 +80,8 @@ def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]
         except DrawingError:
             continue
         labels.append(index[rec.word])
-    return prepared, np.array(labels, np.int64)
+        recognized.append(rec.recognized is not False)
+    return prepared, np.array(labels, np.int64), np.array(recognized, bool)
 
 
 def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -127,12 +130,12 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
     index = {w: i for i, w in enumerate(classes)}
     out, summary = {}, {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
     t = time.time()
-    simplified, labels = read_split(root, "simplified", split, index)
+    simplified, labels, recognized = read_split(root, "simplified", split, index)
     s = scores(clf, simplified)
     for name in ("stroke", "cnn", "fused"):
         if name in s:
             out[name] = ranking_metrics(s[name], labels, classes)
-    raw, raw_labels = read_split(root, "raw", split, index)
+    raw, raw_labels, _ = read_split(root, "raw", split, index)
     out["fused_raw"] = (
         ranking_metrics(scores(clf, raw)["fused"], raw_labels, classes)
         if raw
@@ -149,6 +152,9 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
     for name in ("stroke", "cnn", "fused"):
         if name in s:
             summary[f"{name}_rich"] = subset_metrics(s[name], labels, rich)
+    # The same rows split by the game's own verdict: what is lost on drawings nobody could recognise
+    for flag, m in (("recognized", recognized), ("unrecognized", ~recognized)):
+        summary[f"fused_rich_{flag}"] = subset_metrics(s["fused"][m], labels[m], rich) if "fused" in s else {"n": 0}
     summary["macro_top5_all"] = {k: out[k]["macro_top5"] for k in out}
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
@@ -214,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{k:10s} n={d['n']:6d} top1={d['top1']:.4f} top3={d['top3']:.4f} top5={d['top5']:.4f} "
             f"macro_top5={d['macro_top5']:.4f}"
         )
-    for k in ("stroke_rich", "cnn_rich", "fused_rich"):
+    for k in ("stroke_rich", "cnn_rich", "fused_rich", "fused_rich_recognized", "fused_rich_unrecognized"):
         if k in summary:
             print(f"{k:10s} {json.dumps(summary[k])}")
 

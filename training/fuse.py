@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     log_prior = np.log((counts + 1) / (counts + 1).sum())  # +1: a class with no training drawing stays possible
 
     index = {w: i for i, w in enumerate(classes)}
-    prepared, labels = read_split(Path(args.data), "simplified", Split.VALID, index)
+    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.VALID, index)
     views = _batched(clf, prepared)
     bm_views = None
     if "cnn" in clf.models:

@@ -65,7 +65,7 @@ def study_rerank(root: Path) -> None:
     rich = rich_mask(root, classes)
     print(HEADER)
     for split in SPLITS:
-        prepared, labels = read_split(root, "simplified", split, index)
+        prepared, labels, _ = read_split(root, "simplified", split, index)
         fused = scores(clf, prepared)["fused"]
         for g in RERANK_GRID:
             print(row(f"{split.value} g={g}", figures(rerank(fused, fused + g * log_prior), labels, rich, classes)))
@@ -83,7 +83,7 @@ def study_members(root: Path, dirs: list[str]) -> None:
         index = {w: i for i, w in enumerate(classes)}
         for split in SPLITS:
             if split not in drawings:
-                drawings[split] = read_split(root, "simplified", split, index)
+                drawings[split] = read_split(root, "simplified", split, index)[:2]
                 bitmaps[split] = read_bitmaps(root, split, index)
             for name, (plain, mirrored) in _batched(clf, drawings[split][0]).items():
                 views[name].setdefault(d, {})[split] = mean_of_views(plain, mirrored)

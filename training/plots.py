@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     training_curves(runs, out / "training_curves.png")
     clf = Classifier.load(args.models_dir)
     index = {w: i for i, w in enumerate(clf.classes)}
-    prepared, labels = read_split(Path(args.data), "simplified", Split.TEST, index)
+    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index)
     fused = scores(clf, prepared)["fused"]
     confusion(fused, labels, clf.classes, out / "confusion_fused.png")
     sample_grid(prepared, labels, fused, clf.classes, out / "samples_top5.png")

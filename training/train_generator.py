@@ -62,7 +62,7 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate (sketch-rnn: 1e-3)
     lr_decay: float = 0.9999  # per-step multiplicative decay (sketch-rnn: 0.9999)
     min_lr: float = 1e-5  # floor of the decay (sketch-rnn: 1e-5)
-    lr_milestones: str = "4800,7000"  # comma-separated steps where the learning rate is multiplied by lr_gamma ("": none)
+    lr_milestones: str = "4800,7000"  # comma-separated steps where the rate is multiplied by lr_gamma ("": none)
     lr_gamma: float = 0.25  # at 4,800 steps the held-out offset loss had flattened (0.50); x0.25 took it to 0.41 in 200
     weight_decay: float = 0.0  # AdamW weight decay; the baseline recipe uses 1e-5
     grad_clip: float = 1.0  # gradient norm clip (sketch-rnn: 1.0)
