@@ -51,27 +51,3 @@ def test_fusion_mirrors_a_model_only_when_it_pays_on_validation():
     better = _views(np.random.default_rng(1), labels, 0.3)  # a much better second view of the CNN
     fusion, _ = tune_mirror({"stroke": (stroke, stroke), "cnn": (cnn, better)}, labels, prior, classes)
     assert fusion.mirror == {"stroke": False, "cnn": True}
-
-
-def test_read_split_keeps_the_games_recognized_flag(tmp_path):
-    import json
-    from pathlib import Path
-
-    from training.evaluate import read_split
-
-    folder = tmp_path / "full" / "simplified"
-    folder.mkdir(parents=True)
-    square = [[[0, 100, 100, 0, 0], [0, 0, 100, 100, 0]]]
-    records = [
-        {"word": "cat", "key_id": "1", "recognized": True, "drawing": square},
-        {"word": "cat", "key_id": "2", "recognized": False, "drawing": square},
-        {"word": "cat", "key_id": "3", "drawing": square},  # no flag: counted as recognised
-        {"word": "dog", "key_id": "4", "recognized": False, "drawing": square},  # not a model class: left out
-        {"word": "cat", "key_id": "5", "recognized": False, "drawing": []},  # empty: left out
-    ]
-    for word in ("cat", "dog"):
-        lines = [json.dumps(r) for r in records if r["word"] == word]
-        (folder / f"{word}.ndjson").write_text("\n".join(lines) + "\n")
-    prepared, labels, recognized = read_split(Path(tmp_path), "simplified", None, {"cat": 0})
-    assert len(prepared) == 3 and labels.tolist() == [0, 0, 0]
-    assert recognized.tolist() == [True, False, True]

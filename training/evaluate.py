@@ -154,7 +154,7 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
             summary[f"{name}_rich"] = subset_metrics(s[name], labels, rich)
     # The same rows split by the game's own verdict: what is lost on drawings nobody could recognise
     for flag, m in (("recognized", recognized), ("unrecognized", ~recognized)):
-        summary[f"fused_rich_{flag}"] = subset_metrics(s["fused"][m], labels[m], rich) if "fused" in s else {"n": 0}
+        summary[f"fused_rich_{flag}"] = subset_metrics(s["fused"][m], labels[m], rich)
     summary["macro_top5_all"] = {k: out[k]["macro_top5"] for k in out}
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
