@@ -21,6 +21,28 @@ TINY = {
     "stroke": {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 2, "bidirectional": True, "dropout": 0.0},
     "cnn": {"channels": [4, 8, 8], "strides": [2, 2, 1], "hidden": 16, "dropout": 0.0},
 }
+POSITIONS = {**TINY["stroke"], "positions": True}  # running sums and masked min/max inside the graph
+
+
+def export_tiny(root, kind: str, model_config: dict) -> None:
+    """Train a tiny `kind` model for one epoch into root/kind and export it to root/models in its own process."""
+    cfg = TrainConfig(
+        model=kind,
+        cache=str(root / "cache.npz"),
+        out=str(root / kind),
+        epochs=1,
+        batch_size=16,
+        samples_per_epoch=32,
+        progress=0,
+        model_config=model_config,
+    )
+    train(cfg)
+    code = (
+        "from pathlib import Path; from training.export_classifier import export_one; "
+        f"export_one({kind!r}, Path({str(root / kind / 'best.pt')!r}), Path({str(root / 'models')!r}), "
+        f"classes={CLASSES!r}, scale=12.5)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)  # its own process, as the real export does
 
 
 @pytest.fixture(scope="module")
@@ -28,23 +50,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     synthetic_cache(n_classes=4, per_class=16).save(root / "cache.npz")
     for kind in ("stroke", "cnn"):
-        cfg = TrainConfig(
-            model=kind,
-            cache=str(root / "cache.npz"),
-            out=str(root / kind),
-            epochs=1,
-            batch_size=16,
-            samples_per_epoch=32,
-            progress=0,
-            model_config=TINY[kind],
-        )
-        train(cfg)
-        code = (
-            "from pathlib import Path; from training.export_classifier import export_one; "
-            f"export_one({kind!r}, Path({str(root / kind / 'best.pt')!r}), Path({str(root / 'models')!r}), "
-            f"classes={CLASSES!r}, scale=12.5)"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)  # its own process, as the real export does
+        export_tiny(root, kind, TINY[kind])
     return root
 
 
@@ -61,16 +67,15 @@ def test_export_keeps_batch_and_time_dynamic(exported, kind):
         assert dims == {"image": ["B", 1, 28, 28]}
 
 
-@pytest.mark.parametrize("kind", ["stroke", "cnn"])
-def test_onnx_matches_torch(exported, kind):
-    ckpt = load_checkpoint(exported / kind / "best.pt")
+def assert_parity(root, kind: str) -> None:
+    ckpt = load_checkpoint(root / kind / "best.pt")
     model = build(kind, ckpt["config"]["model_config"]).eval()
     model.load_state_dict(ckpt["model"])
-    onnx_model = load_onnx(exported / "models" / f"{kind}.onnx")
+    onnx_model = load_onnx(root / "models" / f"{kind}.onnx")
     for batch, length in ((1, 3), (2, 250)):
         if kind == "stroke":
             x = torch.randn(batch, length, 5)
-            inputs = (x, torch.full((batch,), length))
+            inputs = (x, torch.tensor([length, max(2, length - 7)])[:batch])  # the second sequence padded
             feed = {"strokes": x.numpy(), "lengths": inputs[1].numpy()}
         else:
             inputs = (torch.rand(batch, 1, 28, 28),)
@@ -79,6 +84,19 @@ def test_onnx_matches_torch(exported, kind):
             want = model(*inputs).numpy()
         got = onnx_model.run(**feed)["logits"]
         assert np.abs(got - want).max() <= 1e-4
+
+
+@pytest.mark.parametrize("kind", ["stroke", "cnn"])
+def test_onnx_matches_torch(exported, kind):
+    assert_parity(exported, kind)
+
+
+def test_stroke_model_with_positions_exports_with_parity(tmp_path):
+    synthetic_cache(n_classes=4, per_class=16).save(tmp_path / "cache.npz")
+    export_tiny(tmp_path, "stroke", POSITIONS)
+    check_shapes(tmp_path / "models" / "stroke.onnx", "stroke")
+    assert load_onnx(tmp_path / "models" / "stroke.onnx").manifest.config["model_config"]["positions"] is True
+    assert_parity(tmp_path, "stroke")
 
 
 def test_manifests_carry_what_serving_needs(exported):

@@ -176,6 +176,25 @@ def test_models_give_logits_for_any_batch_and_length():
     assert cnn(torch.rand(2, 1, 28, 28)).shape == (2, 7)
 
 
+def test_positions_are_centred_and_follow_the_drawing_not_where_it_starts():
+    from training.models_classifier import centred_positions
+
+    torch.manual_seed(0)
+    x, lengths = torch.randn(2, 12, 5), torch.tensor([12, 7])
+    x[:, 0, :2] = 0  # the start token
+    pos = centred_positions(x, lengths)  # (2, 12, 2)
+    assert pos[:, 0].abs().sum() == 0 and pos[1, 7:].abs().sum() == 0  # start token and padding rows
+    for b, n in enumerate(lengths.tolist()):  # the bounding box of the points is centred on 0
+        torch.testing.assert_close(pos[b, 1:n].amax(0), -pos[b, 1:n].amin(0))
+    moved = x.clone()
+    moved[:, 1, :2] += 40  # the same drawing started elsewhere on the canvas
+    torch.testing.assert_close(centred_positions(moved, lengths), pos)
+    mirrored = x * torch.tensor([-1.0, 1, 1, 1, 1])
+    torch.testing.assert_close(centred_positions(mirrored, lengths), pos * torch.tensor([-1.0, 1]))
+    m = StrokeClassifier(StrokeConfig(n_classes=7, hidden=8, conv_channels=(8, 8, 8), positions=True)).eval()
+    assert m.convs[0].in_channels == 7 and m(x, lengths).shape == (2, 7)
+
+
 def test_lstm_dropout_acts_in_training_only_and_adds_no_parameters():
     torch.manual_seed(0)
     plain = StrokeClassifier(StrokeConfig(n_classes=7, hidden=8, conv_channels=(8, 8, 8)))

@@ -1,9 +1,11 @@
 """The two classifiers: a Conv1D + (Bi)LSTM over stroke-5 deltas and a 28x28 CNN. Both output logits over all classes.
 
 Stroke model (the family of Google's "Recurrent Neural Networks for Drawing Classification" tutorial):
-    strokes (B, T, 5) --Conv1D+BN+ReLU x3, stride 2 each--> (B, T', C) --LSTM x L--> (B, T', H) --pool--> (B, H)
-    --dropout, linear--> logits (B, n_classes)
+    strokes (B, T, 5) [--append positions--> (B, T, 7)] --Conv1D+BN+ReLU x3, stride 2 each--> (B, T', C)
+    --LSTM x L--> (B, T', H) --pool--> (B, H) --dropout, linear--> logits (B, n_classes)
 `lengths` (B,) says how many rows of each sequence are real; padding rows never reach the pooled features.
+With `positions`, the model also sees where each point is: the running sum of the offsets, centred on the drawing's
+bounding box. It is computed inside the model, so the input stays stroke-5 deltas and serving does not change.
 
 CNN (the SketchCNN family): Conv3x3-BN-LeakyReLU-MaxPool blocks 64 -> 128 -> 256 on 28x28 -> 3x3, then dropout and a
 small classifier head.
@@ -37,6 +39,7 @@ class StrokeConfig:
     pool: str = "meanmax"  # "last": the final LSTM output (the tutorial); "meanmax": mean and max over time
     dropout: float = 0.3  # before the classifier
     lstm_dropout: float = 0.0  # between stacked LSTM layers (training only; no parameters, the ONNX graph is the same)
+    positions: bool = False  # also feed each point's absolute (x, y), centred on the bounding box (2 more channels)
     n_classes: int = N_CLASSES
 
 
@@ -47,12 +50,27 @@ def conv_lengths(lengths: torch.Tensor, n_convs: int, stride: int) -> torch.Tens
     return lengths
 
 
+def centred_positions(strokes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """stroke-5 (B, T, 5) -> (B, T, 2): each row's absolute (x, y) (the running sum of the offsets, in the model's
+    normalised units) minus the centre of the drawing's bounding box; zero on the start token and padding rows.
+
+    Centring makes the channels the same for a drawing wherever it starts and for its left-right mirror (whose
+    running sums are negative), so mirroring augmentation and the serving path agree.
+    """
+    pos = torch.cumsum(strokes[:, :, :2], dim=1)  # (B, T, 2); row 0 is the start token, at the origin
+    t = torch.arange(strokes.shape[1], device=strokes.device).unsqueeze(0)  # (1, T)
+    valid = ((t >= 1) & (t < lengths.unsqueeze(1))).unsqueeze(2)  # (B, T, 1): the drawing's points
+    hi = pos.masked_fill(~valid, -1e4).amax(1, keepdim=True)  # (B, 1, 2)
+    lo = pos.masked_fill(~valid, 1e4).amin(1, keepdim=True)
+    return (pos - (hi + lo) / 2) * valid.to(pos.dtype)
+
+
 class StrokeClassifier(nn.Module):
     def __init__(self, config: StrokeConfig):
         super().__init__()
         self.config = config
         convs = []
-        c_in = STROKE_FEATURES
+        c_in = STROKE_FEATURES + (2 if config.positions else 0)
         for c_out, k in zip(config.conv_channels, config.conv_kernels, strict=True):
             convs += [
                 nn.Conv1d(c_in, c_out, k, stride=config.conv_stride, padding=k // 2, bias=False),
@@ -75,6 +93,8 @@ class StrokeClassifier(nn.Module):
 
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # strokes (B, T, 5) float, lengths (B,) int64 -> logits (B, n_classes)
+        if self.config.positions:
+            strokes = torch.cat([strokes, centred_positions(strokes, lengths)], dim=2)  # (B, T, 7)
         x = self.convs(strokes.transpose(1, 2)).transpose(1, 2)  # (B, T', C)
         x, _ = self.lstm(x)  # (B, T', H * directions)
         n = conv_lengths(lengths, len(self.config.conv_channels), self.config.conv_stride).clamp(min=1)
