@@ -106,8 +106,9 @@ RECIPES = {
         mirror_below=0,
     ),
     # Shipped: all the data (raw strokes through the canvas preprocessing, Google's bitmaps for the CNN),
-    # class-balanced sampling (the prior is put back at inference, see training.fuse), augmentation, label smoothing,
-    # a bidirectional LSTM with mean+max pooling, AdamW with ReduceLROnPlateau.
+    # class-balanced sampling for the CNN (the prior can be put back at inference, see training.fuse), natural
+    # frequencies for the stroke model, augmentation, label smoothing, a bidirectional LSTM with mean+max pooling
+    # over stroke-5 and each point's position, AdamW with ReduceLROnPlateau.
     ("stroke", "shipped"): dict(
         model_config=dict(
             conv_channels=(64, 96, 128),
@@ -118,6 +119,7 @@ RECIPES = {
             bidirectional=True,
             pool="meanmax",
             dropout=0.3,
+            positions=True,  # tenth session: each point's centred (x, y) as two more channels
         ),
         optimizer="adamw",
         lr=2e-3,
@@ -129,7 +131,7 @@ RECIPES = {
         epochs=40,
         samples_per_epoch=40_000,
         label_smoothing=0.1,
-        balance_power=0.5,
+        balance_power=0.0,  # natural frequencies: the CNN carries the rare classes in the fusion (docs/classifiers.md)
         sources="simplified,raw",
         augment=1,
         mirror=0,
