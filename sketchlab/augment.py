@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .strokes import Drawing
+from .errors import DrawingError
+from .raster import rasterize
+from .simplify import align_and_scale
+from .strokes import Drawing, from_stroke3
 
 SCALE_RANGE = 0.15  # sketch-rnn's random_scale_factor: x and y each scaled by 1 +- 0.15
 ROTATION_DEGREES = 15.0  # players draw with small tilts; more would turn a "6" into a "9"
@@ -74,3 +77,17 @@ def random_mirror(stroke3: np.ndarray, rng: np.random.Generator, prob: float = 0
 def augment_stroke3(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The usual chain for stroke-3 training data: drop points, rotate, scale."""
     return random_scale(random_rotate(drop_points(stroke3, rng), rng), rng)
+
+
+def augmented_raster(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A simplified drawing's stroke-3 (simplified pixels) -> a (28, 28) uint8 raster of an augmented copy: points
+    dropped, rotated, stretched (`augment_stroke3`), whole strokes dropped, then put back into the 0..255 frame the
+    way Google aligned and scaled its simplified drawings (integer coordinates) and rasterized like the official
+    bitmaps. Unlike a warp of the finished raster it changes the drawing itself (a missing stroke, a different
+    aspect ratio) while the line width and the margins stay those of real data. A copy that collapses to a single
+    point (a drawing that was one) is drawn unaugmented: `from_stroke3` gives the simplified drawing back exactly."""
+    drawing = drop_strokes(from_stroke3(augment_stroke3(stroke3, rng)), rng)
+    try:
+        return rasterize([np.round(s) for s in align_and_scale(drawing)])
+    except DrawingError:
+        return rasterize(from_stroke3(stroke3))

@@ -2,7 +2,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sketchlab.augment import augment_stroke3, drop_points, drop_strokes, random_rotate, random_scale
+from sketchlab.augment import (
+    augment_stroke3,
+    augmented_raster,
+    drop_points,
+    drop_strokes,
+    random_rotate,
+    random_scale,
+)
+from sketchlab.raster import rasterize
 from sketchlab.strokes import from_stroke3, to_stroke3
 
 
@@ -49,3 +57,25 @@ def test_drop_strokes_keeps_at_least_one(simplified_cat):
     for _ in range(50):
         out = drop_strokes(simplified_cat, rng, prob=0.99)
         assert 1 <= len(out) <= len(simplified_cat)
+
+
+def test_augmented_raster_redraws_a_changed_copy_in_the_official_frame(simplified_cat):
+    s3 = to_stroke3(simplified_cat)
+    before = s3.copy()
+    original = rasterize(simplified_cat)
+    rasters = [augmented_raster(s3, np.random.default_rng(seed)) for seed in range(8)]
+    np.testing.assert_array_equal(s3, before)
+    assert all(r.shape == (28, 28) and r.dtype == np.uint8 for r in rasters)
+    assert all(not np.array_equal(r, original) for r in rasters)
+    np.testing.assert_array_equal(augmented_raster(s3, np.random.default_rng(3)), rasters[3])  # seeded
+    # re-aligned and re-scaled like Google's simplified drawings: the ink keeps the official margins
+    for r in rasters:
+        rows, cols = np.flatnonzero(r.any(axis=1)), np.flatnonzero(r.any(axis=0))
+        assert rows[0] >= 1 and cols[0] >= 1 and rows[-1] <= 26 and cols[-1] <= 26
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) >= 20  # the longer side fills the frame
+    assert abs(np.mean(rasters) - original.mean()) < 0.35 * original.mean()  # about as much ink
+
+
+def test_augmented_raster_of_a_single_point_draws_the_point():
+    dot = np.array([[100.0, 100.0, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(augmented_raster(dot, np.random.default_rng(0)), rasterize([np.array([[100, 100]])]))

@@ -51,3 +51,20 @@ def test_fusion_mirrors_a_model_only_when_it_pays_on_validation():
     better = _views(np.random.default_rng(1), labels, 0.3)  # a much better second view of the CNN
     fusion, _ = tune_mirror({"stroke": (stroke, stroke), "cnn": (cnn, better)}, labels, prior, classes)
     assert fusion.mirror == {"stroke": False, "cnn": True}
+
+
+def test_fusion_keeps_mirroring_within_the_latency_budget():
+    from training.fuse import MIRROR_COST, tune_mirror
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    classes = [str(i) for i in range(10)]
+    prior = np.full(10, -np.log(10))
+    stroke, cnn = _views(rng, labels, 1.5), _views(rng, labels, 1.5)
+    stroke_mirror = _views(np.random.default_rng(1), labels, 0.3)  # the stroke model's mirror would pay most
+    views = {"stroke": (stroke, stroke_mirror), "cnn": (cnn, _views(np.random.default_rng(2), labels, 0.5))}
+    fusion, _ = tune_mirror(views, labels, prior, classes)
+    assert fusion.mirror["stroke"]
+    fusion, report = tune_mirror(views, labels, prior, classes, budget_ms=MIRROR_COST["cnn"])
+    assert fusion.mirror == {"stroke": False, "cnn": True}
+    assert sum(not c["within_budget"] for c in report["mirror_choices"]) == 2  # reported all the same

@@ -12,6 +12,7 @@ from sketchlab.split import Split
 from training.classifier_config import TrainConfig, resolve
 from training.classifier_data import (
     Cache,
+    Redraw,
     balanced_weights,
     collate_strokes,
     epoch_order,
@@ -37,6 +38,7 @@ from training.train_classifier import (
     summarize,
     topk_counts,
     train,
+    training_pool,
 )
 
 TINY_STROKE = {"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}
@@ -233,6 +235,30 @@ def test_raster_mirror_flips_only_the_marked_images():
     assert 10 < int(flipped[marked].sum()) < 32  # about half of the 32 marked ones
     out_all = augment_rasters(x, torch.Generator().manual_seed(0), **no_warp, mirror=torch.ones(64, dtype=torch.bool))
     assert 20 < int((out_all[:, 0, :, -1].sum(dim=1) > out_all[:, 0, :, 0].sum(dim=1)).sum()) < 44
+
+
+def test_redraw_changes_drawings_only_and_at_its_rate(cache_path):
+    cache = Cache.load(cache_path)
+    cache.bm_split[:] = 0
+    rasters, labels, drawings = training_pool(TrainConfig(model="cnn", sources="simplified,bitmap"), cache)
+    assert len(rasters) == len(labels) == len(drawings) and (drawings == -1).sum() == len(cache.bm_label)
+    np.testing.assert_array_equal(rasters[drawings >= 0], cache.raster[drawings[drawings >= 0]])
+    idx = np.arange(len(rasters))
+    never = Redraw(cache, drawings, 0.0, np.random.default_rng(0))(idx, rasters[idx])
+    np.testing.assert_array_equal(never, rasters)
+    always = Redraw(cache, drawings, 1.0, np.random.default_rng(0))(idx, rasters[idx])
+    bitmap = drawings < 0
+    np.testing.assert_array_equal(always[bitmap], rasters[bitmap])  # no strokes to re-draw
+    changed = (always != rasters).any(axis=(1, 2))
+    assert changed[~bitmap].mean() > 0.9
+    half = Redraw(cache, drawings, 0.5, np.random.default_rng(0))(idx, rasters[idx])
+    assert 0.3 < (half != rasters).any(axis=(1, 2))[~bitmap].mean() < 0.7
+
+
+def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):
+    train(tiny_config(cache_path, tmp_path, model="cnn", epochs=1, redraw=0.5))
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["config"]["redraw"] == 0.5
 
 
 def test_training_with_mirroring_of_the_data_poor_classes_runs(cache_path, tmp_path):

@@ -41,6 +41,7 @@ class TrainConfig:
     sources: str = ""  # training data, comma-separated: simplified, raw, bitmap
     augment: int = -1  # 1: augment (strokes via sketchlab.augment; rasters with small affine warps)
     mirror: int = -1  # 1: also mirror half the training items left-right (needs augment)
+    redraw: float = 0.0  # CNN, with augment: chance a drawing's raster is re-drawn from augmented strokes each time
     mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)
     max_points: int = 0  # stroke model: sequences cropped to this many points

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sketchlab import data as qd
-from sketchlab.augment import augment_stroke3, random_mirror
+from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
 from sketchlab.errors import DrawingError
 from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas, from_simplified
 from sketchlab.split import Split, split_of
@@ -289,13 +289,40 @@ def stroke_batches(
         yield x, lengths, torch.from_numpy(cache.label[idx])
 
 
+@dataclass
+class Redraw:
+    """Re-draws a training item's raster from an augmented copy of its strokes (`sketchlab.augment.augmented_raster`)
+    with probability `prob`, each time the item is drawn; Google's bitmaps, which come without strokes, stay as
+    they are."""
+
+    cache: Cache
+    drawing: np.ndarray  # (K,) int64: each pool item's drawing index in the cache, -1 for a Google bitmap
+    prob: float
+    rng: np.random.Generator
+
+    def __call__(self, idx: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """Pool indices (B,) and their (B, 28, 28) uint8 rasters (a copy, changed in place) -> the rasters."""
+        source = self.drawing[idx]
+        for j in np.flatnonzero((source >= 0) & (self.rng.random(len(idx)) < self.prob)):
+            images[j] = augmented_raster(self.cache.stroke3(int(source[j])), self.rng)
+        return images
+
+
 def raster_batches(
-    rasters: np.ndarray, labels: np.ndarray, batches: list[np.ndarray], rank: int = 0, world: int = 1
+    rasters: np.ndarray,
+    labels: np.ndarray,
+    batches: list[np.ndarray],
+    rank: int = 0,
+    world: int = 1,
+    redraw: Redraw | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images (B, 1, 28, 28) float in 0..1, labels (B,)) per batch, from a (K, 28, 28) uint8 pool."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
-        x = torch.from_numpy(rasters[idx]).unsqueeze(1).float().div_(255.0)
+        images = rasters[idx]  # fancy indexing: a copy
+        if redraw is not None:
+            images = redraw(idx, images)
+        x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
         yield x, torch.from_numpy(labels[idx])
 
 

@@ -34,6 +34,7 @@ from training.classifier_data import (
     RAW,
     SIMPLIFIED,
     Cache,
+    Redraw,
     collate_strokes,
     epoch_order,
     global_batches,
@@ -50,21 +51,21 @@ from training.models_classifier import augment_rasters, build
 
 
 def training_pool(cfg: TrainConfig, cache: Cache):
-    """The training items: for the stroke model drawing indices; for the CNN (rasters, labels) arrays."""
+    """The training items: for the stroke model drawing indices; for the CNN (rasters (K, 28, 28), labels (K,),
+    drawings (K,): each raster's drawing index in the cache, -1 for a Google bitmap)."""
     sources = {s.strip() for s in cfg.sources.split(",") if s.strip()}
     codes = tuple(c for name, c in (("simplified", SIMPLIFIED), ("raw", RAW)) if name in sources)
     idx = cache.select(Split.TRAIN, codes)
     if cfg.model == "stroke":
         return idx[: cfg.limit_train] if cfg.limit_train else idx
-    rasters, labels = [cache.raster[idx]], [cache.label[idx]]
+    rasters, labels, drawings = [cache.raster[idx]], [cache.label[idx]], [idx]
     if "bitmap" in sources:
         bm = np.flatnonzero(cache.bm_split == 0)
         rasters.append(cache.bm_raster[bm])
         labels.append(cache.bm_label[bm])
-    rasters, labels = np.concatenate(rasters), np.concatenate(labels)
-    if cfg.limit_train:
-        rasters, labels = rasters[: cfg.limit_train], labels[: cfg.limit_train]
-    return rasters, labels
+        drawings.append(np.full(len(bm), -1, dtype=np.int64))
+    pool = tuple(np.concatenate(a) for a in (rasters, labels, drawings))
+    return tuple(a[: cfg.limit_train] for a in pool) if cfg.limit_train else pool
 
 
 def batches_for_epoch(cfg: TrainConfig, cache: Cache, pool, epoch: int) -> list[np.ndarray]:
@@ -101,7 +102,10 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
             yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
     else:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
-        for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size):
+        redraw = None
+        if train and cfg.augment and cfg.redraw > 0:
+            redraw = Redraw(cache, pool[2], cfg.redraw, np.random.default_rng([cfg.seed, epoch, info.rank, 1]))
+        for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size, redraw):
             if train and cfg.augment:
                 x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
             x = x.to(info.device).contiguous(memory_format=torch.channels_last)
