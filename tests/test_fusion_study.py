@@ -37,14 +37,23 @@ def _views(rng, labels, noise):
     return logits - np.log(np.exp(logits).sum(1, keepdims=True))
 
 
+def _two_models():
+    """Labels of 400 drawings, 10 classes, a flat prior and each model's plain view (log-probabilities)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    return (
+        labels,
+        [str(i) for i in range(10)],
+        np.full(10, -np.log(10)),
+        _views(rng, labels, 1.5),
+        _views(rng, labels, 1.5),
+    )
+
+
 def test_fusion_mirrors_a_model_only_when_it_pays_on_validation():
     from training.fuse import tune_mirror
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 400)
-    classes = [str(i) for i in range(10)]
-    prior = np.full(10, -np.log(10))
-    stroke, cnn = _views(rng, labels, 1.5), _views(rng, labels, 1.5)
+    labels, classes, prior, stroke, cnn = _two_models()
     same = {"stroke": (stroke, stroke), "cnn": (cnn, cnn)}  # a mirror that adds nothing costs a pass for nothing
     fusion, report = tune_mirror(same, labels, prior, classes)
     assert fusion.mirror == {"stroke": False, "cnn": False} and len(report["mirror_choices"]) == 4
@@ -56,11 +65,7 @@ def test_fusion_mirrors_a_model_only_when_it_pays_on_validation():
 def test_fusion_keeps_mirroring_within_the_latency_budget():
     from training.fuse import MIRROR_COST, tune_mirror
 
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, 400)
-    classes = [str(i) for i in range(10)]
-    prior = np.full(10, -np.log(10))
-    stroke, cnn = _views(rng, labels, 1.5), _views(rng, labels, 1.5)
+    labels, classes, prior, stroke, cnn = _two_models()
     stroke_mirror = _views(np.random.default_rng(1), labels, 0.3)  # the stroke model's mirror would pay most
     views = {"stroke": (stroke, stroke_mirror), "cnn": (cnn, _views(np.random.default_rng(2), labels, 0.5))}
     fusion, _ = tune_mirror(views, labels, prior, classes)
