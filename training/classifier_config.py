@@ -168,6 +168,8 @@ for _m in ("stroke", "cnn"):
         "epochs": {"stroke": 40, "cnn": 24}[_m],  # about 40 minutes each on one shared CPU core
         "patience": 1000,  # a cosine run goes to its end; best.pt keeps the best epoch
         "mirror": 1,
+        # eleventh session: half the CNN's drawings re-drawn from augmented strokes each time (docs/classifiers.md)
+        "redraw": {"stroke": 0.0, "cnn": 0.5}[_m],
     }
 RASTER_WARP = dict(degrees=8.0, scale=0.08, shift=1.0)  # CNN augmentation: mild, Google's bitmaps are centred
 
