@@ -27,7 +27,7 @@ from sketchlab.split import Split, split_of
 from training import stream
 from training.classifier_config import TrainConfig
 from training.stream import StreamConfig
-from training.train_classifier import train
+from training.train_classifier import stream_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ("circle", "square", "zigzag")
@@ -215,6 +215,16 @@ def test_limit_train_is_refused_in_stream_mode(layout, tmp_path):
     cfg = TrainConfig(model="cnn", data=str(layout), out=str(tmp_path), data_mode="stream", limit_train=10, progress=0)
     with pytest.raises(ValueError, match="samples-per-epoch"):
         train(cfg)
+
+
+def test_streamed_cnn_batches_are_redrawn_from_the_strokes_too():
+    square = np.array([[10, 10, 0], [200, 0, 0], [0, 200, 0], [-200, 0, 0], [0, -200, 1]], np.float32)
+    blank = stream.Example(label=0, stroke3=square, raster=np.zeros((28, 28), np.uint8), source=0, key_id=None)
+    for redraw, inked in ((0.0, False), (1.0, True)):
+        cfg = TrainConfig(model="cnn", augment=1, redraw=redraw)
+        (x,), y = stream_inputs(cfg, 1.0, None, [blank] * 4, np.random.default_rng(0))
+        assert x.shape == (4, 1, 28, 28) and y.tolist() == [0] * 4
+        assert bool((x.flatten(1).amax(dim=1) > 0.5).all()) == inked  # the raster comes from the strokes
 
 
 def test_missing_files_are_an_actionable_error(tmp_path):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchlab.augment import augment_stroke3, random_mirror
+from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
 from sketchlab.data import read_categories
 from sketchlab.split import Split
 from training import distributed, stream
@@ -186,7 +186,9 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, bat
                 s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
-    x = torch.from_numpy(np.stack([e.raster for e in batch])).unsqueeze(1).float().div_(255.0)
+    redraw = [cfg.augment and cfg.redraw > 0 and rng.random() < cfg.redraw for _ in batch]
+    images = [augmented_raster(e.stroke3, rng) if r else e.raster for e, r in zip(batch, redraw, strict=True)]
+    x = torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255.0)
     if cfg.augment:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
