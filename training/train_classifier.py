@@ -186,8 +186,8 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, bat
                 s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
-    redraw = [cfg.augment and cfg.redraw > 0 and rng.random() < cfg.redraw for _ in batch]
-    images = [augmented_raster(e.stroke3, rng) if r else e.raster for e, r in zip(batch, redraw, strict=True)]
+    redraw = cfg.redraw if cfg.augment else 0.0  # as `Redraw` does for the cache
+    images = [augmented_raster(e.stroke3, rng) if redraw and rng.random() < redraw else e.raster for e in batch]
     x = torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255.0)
     if cfg.augment:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
