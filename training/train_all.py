@@ -36,8 +36,14 @@ from training.classifier_data import DEFAULT_CACHE
 PY = sys.executable
 
 
+def say(message: str) -> None:
+    """One line of progress, written in one call so the two training threads' lines never interleave."""
+    sys.stdout.write(f"[train_all] {message}\n")
+    sys.stdout.flush()
+
+
 def run(cmd: list[str], log: dict, name: str) -> None:
-    print(f"[train_all] {name}: {' '.join(cmd)}", flush=True)
+    say(f"{name}: {' '.join(cmd)}")
     t = time.time()
     subprocess.run(cmd, check=True)
     log[name] = round(time.time() - t, 1)
@@ -49,7 +55,7 @@ def run_chains(chains: dict[str, list[list[str]]], log: dict, name: str) -> None
 
     def chain(key: str, cmds: list[list[str]]) -> None:
         for cmd in cmds:
-            print(f"[train_all] {key}: {' '.join(cmd)}", flush=True)
+            say(f"{key}: {' '.join(cmd)}")
             t = time.time()
             if subprocess.run(cmd).returncode != 0:
                 failed.append(key)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     log["total"] = round(time.time() - start, 1)
     RUNS.mkdir(parents=True, exist_ok=True)
     (RUNS / "train_all.json").write_text(json.dumps(log, indent=1) + "\n")
-    print(f"[train_all] done in {log['total'] / 60:.1f} min: {json.dumps(log)}", flush=True)
+    say(f"done in {log['total'] / 60:.1f} min: {json.dumps(log)}")
 
 
 if __name__ == "__main__":
