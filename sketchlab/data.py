@@ -14,6 +14,7 @@ read with `None` in their place.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -57,6 +58,20 @@ def default_data_dir() -> Path | None:
     if env:
         return Path(env)
     return DEFAULT_DATA_DIR if DEFAULT_DATA_DIR.is_dir() else None
+
+
+def fingerprint(root: str | Path) -> str | None:
+    """A short id of a data folder's contents: sha1 over the name and size of every file under full/ (stat only, no
+    reads), so the same data is recognised wherever it lies; None for a folder with no such file. The classifier
+    manifests record the fingerprint of the folder they trained on, so evaluation can tell that folder, where only
+    the held-out split is fair, from any other (`training.evaluate --split auto`)."""
+    files = sorted(p for p in (Path(root) / "full").rglob("*") if p.is_file())
+    if not files:
+        return None
+    digest = hashlib.sha1()
+    for path in files:
+        digest.update(f"{path.relative_to(root).as_posix()}\t{path.stat().st_size}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def read_categories(root: str | Path) -> list[str]:

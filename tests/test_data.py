@@ -7,6 +7,7 @@ import pytest
 
 from sketchlab.data import (
     Record,
+    fingerprint,
     iter_drawings,
     parse_ndjson_line,
     read_bin,
@@ -176,3 +177,15 @@ def test_bitmap_splits_follow_the_paired_drawing(tmp_path):
     splits = bitmap_splits("cat", 3, pairs)
     assert splits[1] == split_of("5152802093400064")  # the drawing's split: its bitmap never trains when it is held out
     assert splits[0] == split_of("bitmap:cat:0") and splits == bitmap_splits("cat", 3, pairs)
+
+
+def test_fingerprint_knows_the_same_data_anywhere(layout, tmp_path_factory):
+    import shutil
+
+    copy = tmp_path_factory.mktemp("elsewhere") / "quickdraw"
+    shutil.copytree(layout, copy)
+    assert fingerprint(layout) == fingerprint(copy) is not None
+    with open(copy / "full" / "simplified" / "dog.ndjson", "a") as f:
+        f.write(json.dumps(simplified_record(99, "dog")) + "\n")  # one more drawing: other data
+    assert fingerprint(copy) != fingerprint(layout)
+    assert fingerprint(tmp_path_factory.mktemp("empty")) is None

@@ -107,4 +107,5 @@ def test_manifests_carry_what_serving_needs(exported):
     assert stroke.config["max_points"] == 200 and stroke.kind == "stroke_classifier"
     assert stroke.preprocessing_version and stroke.metrics["onnx_parity_max_abs_diff"] <= 1e-4
     assert "valid_best_epoch" in cnn.metrics and cnn.data["sources"]
+    assert "fingerprint" in cnn.data and "fingerprint" in stroke.data  # how training.evaluate knows the training data
     assert (exported / "models" / "stroke.onnx").stat().st_size < 10e6

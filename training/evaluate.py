@@ -3,8 +3,9 @@
     python -m training.evaluate --data ../shared/quickdraw --json runs/eval.json
     python -m training.evaluate --data /path/to/official/download --json out.json --split all
 
-On the shared data (the training folder) only the held-out test split is evaluated; on any other folder in the
-official layout every drawing is (override with --split). OUT.json holds, for each of
+On the folder the models trained on (recognised by the data fingerprint in their manifests, wherever it lies) only
+the held-out test split is evaluated; on any other folder in the official layout every drawing is (override with
+--split). OUT.json holds, for each of
   stroke, cnn, fused  - simplified drawings (sketchlab.prepare.from_simplified),
   fused_raw           - raw strokes through the canvas preprocessing (sketchlab.prepare.from_canvas),
   cnn_bitmap          - Google's own 28x28 bitmaps,
@@ -172,6 +173,21 @@ def bitmap_class_split(log_probs: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def auto_split(root: Path, models_dir: Path) -> tuple[str, str]:
+    """(split, why) for `--split auto`: "test" on the folder the models trained on, "all" on any other. The folder
+    is recognised by content (`sketchlab.data.fingerprint`, recorded in the manifests at export), not by path, so a
+    copy of the training data elsewhere is never scored on its training drawings."""
+    trained_on = set()
+    for name in ("stroke", "cnn"):
+        path = models_dir / f"{name}.json"
+        if path.exists():
+            trained_on.add(Manifest.load(path).data.get("fingerprint"))
+    here = qd.fingerprint(root)
+    if here is not None and here in trained_on:
+        return "test", f"{root} is the data the models trained on (fingerprint {here}): held-out test split only"
+    return "all", f"{root} is not the data the models trained on (fingerprint {here}): every drawing"
+
+
 def update_manifests(models_dir: Path, out: dict, summary: dict) -> None:
     """Store the held-out figures (without per_class) in models/*.json."""
     strip = {k: {m: v for m, v in d.items() if m != "per_class"} for k, d in out.items()}
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         "--split",
         choices=["auto", "test", "valid", "train", "all"],
         default="auto",
-        help="auto: test on the shared training data, all on any other folder",
+        help="auto: test on the data the models trained on, all on any other folder",
     )
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument("--summary", default="", help="also write the acceptance figures here")
@@ -205,8 +221,10 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.data)
     split_name = args.split
     if split_name == "auto":
-        shared = qd.default_data_dir()
-        split_name = "test" if shared is not None and Path(shared).resolve() == root.resolve() else "all"
+        split_name, why = auto_split(root, Path(args.models_dir))
+        print(f"split: {why}", flush=True)
+    if args.update_manifests and split_name != "test":
+        parser.error(f"--update-manifests stores held-out test figures; this run evaluates split {split_name!r}")
     split = None if split_name == "all" else Split(split_name)
     out, summary = evaluate(root, split, Path(args.models_dir))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sketchlab.data import fingerprint
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
 from training.classifier_config import RUNS
@@ -125,6 +126,7 @@ def export_one(
             "sources": cfg["sources"],
             "split": "sketchlab.split (salted sha1 of key_id, 80/10/10); trained on train, best epoch on valid",
             "train_items": train_items,
+            "fingerprint": fingerprint(cfg["data"]),  # how training.evaluate recognises this folder
         },
         metrics={"valid_best_epoch": {k: v for k, v in best.items() if isinstance(v, (int, float))}},
         git_commit=git_commit(),
