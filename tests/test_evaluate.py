@@ -5,11 +5,12 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sketchlab.data import fingerprint
 from sketchlab.runtime import Manifest
-from training.evaluate import auto_split, main, read_split
+from training.evaluate import Tally, auto_split, bitmap_class_hits, main, ranking_metrics, read_split
 
 
 def test_read_split_keeps_the_games_recognized_flag(tmp_path):
@@ -58,3 +59,26 @@ def test_manifests_only_take_held_out_figures(tmp_path):
     with pytest.raises(SystemExit):
         main(["--data", str(tmp_path), "--json", str(tmp_path / "out.json"), "--split", "all", "--update-manifests"])
     assert not (tmp_path / "out.json").exists()
+
+
+def test_bitmap_class_hits_separate_the_prior_from_the_ranking():
+    # classes 0 and 1 have bitmaps; class 2 has none. Item 0: right; item 1: class 2 on top, but 1 beats 0.
+    log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
+    assert bitmap_class_hits(log_probs, np.array([0, 1]), have=np.array([0, 1])) == (2, 1)
+
+
+def test_tally_adds_up_batches_to_the_metrics_of_all_at_once():
+    rng = np.random.default_rng(0)
+    log_probs, labels = rng.normal(size=(300, 12)), rng.integers(0, 10, 300)  # classes 10, 11 have no items
+    classes = [f"c{i}" for i in range(12)]
+    tally = Tally(12)
+    for i in range(0, 300, 64):
+        tally.add(log_probs[i : i + 64], labels[i : i + 64])
+    assert tally.metrics(classes) == ranking_metrics(log_probs, labels, classes)
+    whole = ranking_metrics(log_probs, labels, classes)
+    top1 = (log_probs.argmax(axis=1) == labels).mean()
+    assert whole["top1"] == top1 and set(whole["per_class"]) == {f"c{i}" for i in range(10)}
+    keep = np.arange(12) < 3
+    part = ranking_metrics(log_probs[labels < 3], labels[labels < 3], classes)
+    assert tally.subset(keep) == {k: part[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
+    assert Tally(12).metrics(classes)["n"] == 0 and Tally(12).subset(keep) == {"n": 0}

@@ -208,15 +208,6 @@ def test_lstm_dropout_acts_in_training_only_and_adds_no_parameters():
     assert not torch.allclose(dropped(x, lengths), dropped(x, lengths))  # stochastic between the LSTM layers
 
 
-def test_bitmap_class_split_separates_the_prior_from_the_ranking():
-    from training.evaluate import bitmap_class_split
-
-    # classes 0 and 1 have bitmaps; class 2 has none. Item 0: right; item 1: class 2 on top, but 1 beats 0.
-    log_probs = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]]))
-    out = bitmap_class_split(log_probs, np.array([0, 1]))
-    assert out == {"top1_among_bitmap_classes": 1.0, "top1_outside_bitmap_classes": 0.5}
-
-
 def test_mirroring_can_be_kept_to_the_data_poor_classes():
     counts = np.array([5, 500, 20, 199, 200])
     assert mirrored_classes(TrainConfig(mirror=0, mirror_below=200), counts) is None

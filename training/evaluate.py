@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from sketchlab import data as qd
-from sketchlab.classify import Classifier
+from sketchlab.classify import MODEL_NAMES, Classifier
 from sketchlab.errors import DrawingError
 from sketchlab.prepare import from_canvas, from_simplified
 from sketchlab.runtime import MODELS_DIR, Manifest
@@ -31,46 +32,86 @@ from sketchlab.split import Split
 
 RICH_MIN = 440  # acceptance: classes with at least this many simplified drawings in the folder
 BATCH = 512  # drawings per ONNX call
+TOP_K = (1, 3, 5)
+
+
+@dataclass
+class Tally:
+    """Per-class counts of items and of top-1 / top-3 / top-5 hits, added up batch by batch. Nothing is kept per
+    item, so every drawing of a full official download (50M) is evaluated in constant memory."""
+
+    n_classes: int
+    n: np.ndarray = field(init=False)  # (C,) items of each class
+    hits: dict[int, np.ndarray] = field(init=False)  # k -> (C,) items of each class ranked within the top k
+
+    def __post_init__(self) -> None:
+        self.n = np.zeros(self.n_classes, np.int64)
+        self.hits = {k: np.zeros(self.n_classes, np.int64) for k in TOP_K}
+
+    def add(self, log_probs: np.ndarray, labels: np.ndarray) -> Tally:
+        """Count a batch: (B, C) scores, (B,) labels. Ties count in the model's favour."""
+        if len(labels):
+            true = log_probs[np.arange(len(labels)), labels][:, None]
+            rank = (log_probs > true).sum(axis=1)  # 0 = ranked first
+            self.n += np.bincount(labels, minlength=self.n_classes)
+            for k in TOP_K:
+                self.hits[k] += np.bincount(labels, weights=rank < k, minlength=self.n_classes).astype(np.int64)
+        return self
+
+    def metrics(self, classes: list[str]) -> dict:
+        """The issue's metric dict (per_class only for classes with items)."""
+        total, has = int(self.n.sum()), self.n > 0
+        if total == 0:
+            return {
+                "n": 0,
+                "top1": 0.0,
+                "top3": 0.0,
+                "top5": 0.0,
+                "macro_top1": 0.0,
+                "macro_top5": 0.0,
+                "per_class": {},
+            }
+        rate = {k: h[has] / self.n[has] for k, h in self.hits.items()}
+        return {
+            "n": total,
+            **{f"top{k}": float(self.hits[k].sum() / total) for k in TOP_K},
+            "macro_top1": float(rate[1].mean()),
+            "macro_top5": float(rate[5].mean()),
+            "per_class": {
+                classes[c]: {
+                    "n": int(self.n[c]),
+                    "top1": float(self.hits[1][c] / self.n[c]),
+                    "top5": float(self.hits[5][c] / self.n[c]),
+                }
+                for c in np.flatnonzero(has)
+            },
+        }
+
+    def subset(self, keep: np.ndarray) -> dict:
+        """n, top1 / top3 / top5 and macro_top5 over the items whose class is in the (C,) bool mask `keep`."""
+        part = Tally(int(keep.sum()))
+        part.n, part.hits = self.n[keep], {k: h[keep] for k, h in self.hits.items()}
+        if part.n.sum() == 0:
+            return {"n": 0}
+        full = part.metrics([str(i) for i in range(part.n_classes)])
+        return {k: full[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
 
 
 def ranking_metrics(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
-    """(N, C) scores and (N,) labels -> the issue's metric dict (per_class only for classes with drawings)."""
-    n_classes = len(classes)
-    if len(labels) == 0:
-        return {"n": 0, "top1": 0.0, "top3": 0.0, "top5": 0.0, "macro_top1": 0.0, "macro_top5": 0.0, "per_class": {}}
-    true = log_probs[np.arange(len(labels)), labels][:, None]
-    rank = (log_probs > true).sum(axis=1)  # 0 = ranked first; ties count in the model's favour
-    hits = {k: rank < k for k in (1, 3, 5)}
-    n = np.bincount(labels, minlength=n_classes)
-    per = {k: np.bincount(labels, weights=h, minlength=n_classes) for k, h in hits.items()}
-    has = n > 0
-    return {
-        "n": int(len(labels)),
-        "top1": float(hits[1].mean()),
-        "top3": float(hits[3].mean()),
-        "top5": float(hits[5].mean()),
-        "macro_top1": float(np.mean(per[1][has] / n[has])),
-        "macro_top5": float(np.mean(per[5][has] / n[has])),
-        "per_class": {
-            classes[c]: {"n": int(n[c]), "top1": float(per[1][c] / n[c]), "top5": float(per[5][c] / n[c])}
-            for c in np.flatnonzero(has)
-        },
-    }
+    """(N, C) scores and (N,) labels -> the issue's metric dict, ranking among all C classes."""
+    return Tally(len(classes)).add(log_probs, labels).metrics(classes)
 
 
 def subset_metrics(log_probs: np.ndarray, labels: np.ndarray, keep: np.ndarray) -> dict:
-    """top1 / top3 / macro_top5 over the items whose class is in the (C,) bool mask `keep`."""
-    m = keep[labels]
-    if not m.any():
-        return {"n": 0}
-    full = ranking_metrics(log_probs[m], labels[m], [str(i) for i in range(log_probs.shape[1])])
-    return {k: full[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
+    """top1 / top3 / top5 / macro_top5 over the items whose class is in the (C,) bool mask `keep`."""
+    return Tally(log_probs.shape[1]).add(log_probs, labels).subset(keep)
 
 
-def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]):
-    """(prepared drawings, labels (N,), recognized (N,) bool) of one kind ("simplified" | "raw"), optionally one
-    split. `recognized`: the record's flag, whether Google's own classifier recognised the drawing in the game (a
-    record without the flag counts as recognised)."""
+def iter_split(root: Path, kind: str, split: Split | None, index: dict[str, int], size: int = BATCH):
+    """Batches of up to `size` (prepared drawings, labels (B,), recognized (B,) bool) of one kind ("simplified" |
+    "raw"), optionally one split. `recognized`: the record's flag, whether Google's own classifier recognised the
+    drawing in the game (a record without the flag counts as recognised). Drawings the preprocessing refuses
+    (empty ones) and words that are not model classes are left out."""
     prepared, labels, recognized = [], [], []
     make = from_simplified if kind == "simplified" else from_canvas
     for rec in qd.iter_drawings(root, kind, split=split):
@@ -82,25 +123,46 @@ def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]
             continue
         labels.append(index[rec.word])
         recognized.append(rec.recognized is not False)
-    return prepared, np.array(labels, np.int64), np.array(recognized, bool)
+        if len(prepared) == size:
+            yield prepared, np.array(labels, np.int64), np.array(recognized, bool)
+            prepared, labels, recognized = [], [], []
+    if prepared:
+        yield prepared, np.array(labels, np.int64), np.array(recognized, bool)
 
 
-def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Google's bitmaps (B, 28, 28) and labels; a bitmap paired with a drawing takes that drawing's split."""
+def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]):
+    """All of `iter_split` at once: (prepared drawings, labels (N,), recognized (N,) bool). For a split of the
+    training folder (fusion tuning, plots); `evaluate` streams."""
+    prepared, labels, recognized = [], [np.zeros(0, np.int64)], [np.zeros(0, bool)]
+    for p, lab, rec in iter_split(root, kind, split, index):
+        prepared += p
+        labels.append(lab)
+        recognized.append(rec)
+    return prepared, np.concatenate(labels), np.concatenate(recognized)
+
+
+def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], size: int = BATCH):
+    """Batches of up to `size` of Google's bitmaps (B, 28, 28) uint8 and labels (B,), read from the memory-mapped
+    .npy files; a bitmap paired with a drawing takes that drawing's split."""
     pairs = qd.read_bitmap_pairs(root)
-    images, labels = [], []
     for word in qd.bitmap_words(root):
         if word not in index:
             continue
         bitmaps = qd.read_bitmaps(root, word)
         rows = np.arange(len(bitmaps))
-        if split is not None:
-            keep = np.array([s == split for s in qd.bitmap_splits(word, len(bitmaps), pairs)], bool)
-            rows = rows[keep] if len(rows) else rows
-        images.append(np.asarray(bitmaps[rows]).reshape(-1, 28, 28))
-        labels.append(np.full(len(rows), index[word], np.int64))
-    if not images:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+        if split is not None and len(rows):
+            rows = rows[np.array([s == split for s in qd.bitmap_splits(word, len(bitmaps), pairs)], bool)]
+        for i in range(0, len(rows), size):
+            chunk = rows[i : i + size]
+            yield np.asarray(bitmaps[chunk]).reshape(-1, 28, 28), np.full(len(chunk), index[word], np.int64)
+
+
+def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All of `iter_bitmaps` at once: (B, 28, 28) bitmaps and (B,) labels."""
+    images, labels = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
+    for im, lab in iter_bitmaps(root, split, index):
+        images.append(im)
+        labels.append(lab)
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -125,52 +187,66 @@ def rich_mask(root: Path, classes: list[str]) -> np.ndarray:
 
 
 def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:
-    """(the issue's OUT.json dict, acceptance summary)."""
+    """(the issue's OUT.json dict, acceptance summary), streaming: one batch of drawings in memory at a time."""
     clf = Classifier.load(models_dir)
     classes = clf.classes
     index = {w: i for i, w in enumerate(classes)}
+    n = len(classes)
     out, summary = {}, {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
     t = time.time()
-    simplified, labels, recognized = read_split(root, "simplified", split, index)
-    s = scores(clf, simplified)
-    for name in ("stroke", "cnn", "fused"):
-        if name in s:
-            out[name] = ranking_metrics(s[name], labels, classes)
-    raw, raw_labels, _ = read_split(root, "raw", split, index)
-    out["fused_raw"] = (
-        ranking_metrics(scores(clf, raw)["fused"], raw_labels, classes)
-        if raw
-        else ranking_metrics(np.zeros((0, len(classes))), raw_labels, classes)
-    )
-    images, bm_labels = read_bitmaps(root, split, index)
+
+    names = [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
+    drawings = {name: Tally(n) for name in names}
+    by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
+    for prepared, labels, recognized in iter_split(root, "simplified", split, index):
+        s = clf.combine(clf.raw_log_probs(prepared))
+        for name in names:
+            drawings[name].add(s[name], labels)
+        for flag, tally in by_verdict.items():
+            tally.add(s["fused"][recognized == flag], labels[recognized == flag])
+    out |= {name: drawings[name].metrics(classes) for name in names}
+
+    raw = Tally(n)
+    for prepared, labels, _ in iter_split(root, "raw", split, index):
+        raw.add(clf.combine(clf.raw_log_probs(prepared))["fused"], labels)
+    out["fused_raw"] = raw.metrics(classes)
+
     if "cnn" in clf.models:
-        bm_scores = np.log(np.maximum(clf.raster_probabilities(images), 1e-30)) if len(images) else np.zeros((0, 1))
-        out["cnn_bitmap"] = ranking_metrics(bm_scores, bm_labels, classes)
-        if len(images):
-            summary["cnn_bitmap_prior"] = bitmap_class_split(bm_scores, bm_labels)
+        bitmaps = Tally(n)
+        have = np.array(sorted(index[w] for w in qd.bitmap_words(root) if w in index), np.int64)
+        among = outside = 0
+        for images, labels in iter_bitmaps(root, split, index):
+            log_probs = np.log(np.maximum(clf.raster_probabilities(images), 1e-30))
+            bitmaps.add(log_probs, labels)
+            right, elsewhere = bitmap_class_hits(log_probs, labels, have)
+            among, outside = among + right, outside + elsewhere
+        out["cnn_bitmap"] = bitmaps.metrics(classes)
+        if bitmaps.n.sum():
+            total = int(bitmaps.n.sum())
+            summary["cnn_bitmap_prior"] = {
+                "top1_among_bitmap_classes": among / total,
+                "top1_outside_bitmap_classes": outside / total,
+            }
+
     rich = rich_mask(root, classes)
     summary["rich_classes"] = [classes[i] for i in np.flatnonzero(rich)]
-    for name in ("stroke", "cnn", "fused"):
-        if name in s:
-            summary[f"{name}_rich"] = subset_metrics(s[name], labels, rich)
-    # The same rows split by the game's own verdict: what is lost on drawings nobody could recognise
-    for flag, m in (("recognized", recognized), ("unrecognized", ~recognized)):
-        summary[f"fused_rich_{flag}"] = subset_metrics(s["fused"][m], labels[m], rich)
+    for name in names:
+        summary[f"{name}_rich"] = drawings[name].subset(rich)
+    for flag, word in ((True, "recognized"), (False, "unrecognized")):
+        summary[f"fused_rich_{word}"] = by_verdict[flag].subset(rich)
     summary["macro_top5_all"] = {k: out[k]["macro_top5"] for k in out}
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
     return out, summary
 
 
-def bitmap_class_split(log_probs: np.ndarray, labels: np.ndarray) -> dict:
-    """How much of the CNN's bitmap top-1 is the class prior: top-1 when only the classes that have bitmaps compete,
-    and the share of bitmaps whose top guess is a class without any (in this data: a data-poor class)."""
-    have = np.unique(labels)
-    guess = log_probs.argmax(axis=1)
-    return {
-        "top1_among_bitmap_classes": float((have[log_probs[:, have].argmax(axis=1)] == labels).mean()),
-        "top1_outside_bitmap_classes": float((~np.isin(guess, have)).mean()),
-    }
+def bitmap_class_hits(log_probs: np.ndarray, labels: np.ndarray, have: np.ndarray) -> tuple[int, int]:
+    """How much of the CNN's bitmap top-1 is the class prior, counted over a batch: (bitmaps ranked first when only
+    the classes that have bitmaps, indices `have`, compete; bitmaps whose top guess is a class without any, in this
+    data a data-poor class)."""
+    right = int((have[log_probs[:, have].argmax(axis=1)] == labels).sum())
+    elsewhere = int((~np.isin(log_probs.argmax(axis=1), have)).sum())
+    return right, elsewhere
 
 
 def auto_split(root: Path, models_dir: Path) -> tuple[str, str]:
