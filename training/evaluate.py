@@ -199,7 +199,7 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
     drawings = {name: Tally(n) for name in names}
     by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
     for prepared, labels, recognized in iter_split(root, "simplified", split, index):
-        s = clf.combine(clf.raw_log_probs(prepared))
+        s = scores(clf, prepared)
         for name in names:
             drawings[name].add(s[name], labels)
         for flag, tally in by_verdict.items():
@@ -208,7 +208,7 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
 
     raw = Tally(n)
     for prepared, labels, _ in iter_split(root, "raw", split, index):
-        raw.add(clf.combine(clf.raw_log_probs(prepared))["fused"], labels)
+        raw.add(scores(clf, prepared)["fused"], labels)
     out["fused_raw"] = raw.metrics(classes)
 
     if "cnn" in clf.models:
@@ -221,8 +221,7 @@ def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> 
             right, elsewhere = bitmap_class_hits(log_probs, labels, have)
             among, outside = among + right, outside + elsewhere
         out["cnn_bitmap"] = bitmaps.metrics(classes)
-        if bitmaps.n.sum():
-            total = int(bitmaps.n.sum())
+        if total := int(bitmaps.n.sum()):
             summary["cnn_bitmap_prior"] = {
                 "top1_among_bitmap_classes": among / total,
                 "top1_outside_bitmap_classes": outside / total,
