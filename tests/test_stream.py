@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _tiny_layout import PER_WORD, WORDS, make_layout
 
 from sketchlab.split import Split, split_of
 from training import stream
@@ -30,46 +31,10 @@ from training.stream import StreamConfig
 from training.train_classifier import stream_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ("circle", "square", "zigzag")
-PER_WORD = {"circle": 160, "square": 80, "zigzag": 40}  # unequal, for the class balancing
-RAW_SQUARES = 30
 TINY_STROKE = '{"conv_channels": [8, 8, 8], "hidden": 8, "layers": 1, "dropout": 0.0}'
 TINY_GEN = ["--dec-hidden", "16", "--enc-hidden", "8", "--z-size", "4", "--class-embed", "4", "--n-mixtures", "2"]
 CLASSIFIER_TOL = 0.02  # validation loss, relative, 1 vs 2 processes (measured: 0.003, CNN 0.002)
 GENERATOR_TOL = 0.1  # relative difference of the summed validation loss terms (measured: 0.026)
-
-
-def _drawing(word: str, i: int) -> list:
-    """A simplified drawing (0..255) of `word`, varied by i."""
-    r = np.random.default_rng(i)
-    s = int(r.integers(40, 250))
-    if word == "circle":
-        a = np.linspace(0, 2 * np.pi, 9 + i % 7)
-        return [[(s / 2 * (1 + np.cos(a))).astype(int).tolist(), (s / 2 * (1 + np.sin(a))).astype(int).tolist()]]
-    if word == "square":
-        return [[[0, s, s, 0, 0], [0, 0, s, s, 0]]]
-    xs = list(range(0, 250, 10 + i % 20))
-    return [[xs, [0 if k % 2 else s for k in range(len(xs))]]]
-
-
-def make_layout(root: Path) -> Path:
-    """categories.txt, full/simplified/<word>.ndjson (one record without key_id, one malformed line) and
-    full/raw/square.ndjson (canvas strokes with times)."""
-    (root / "full" / "simplified").mkdir(parents=True)
-    (root / "full" / "raw").mkdir(parents=True)
-    (root / "categories.txt").write_text("\n".join(WORDS) + "\n")
-    for word, n in PER_WORD.items():
-        lines = [json.dumps({"word": word, "key_id": f"{word}{i}", "drawing": _drawing(word, i)}) for i in range(n)]
-        if word == "zigzag":
-            lines += [json.dumps({"word": word, "drawing": _drawing(word, 999)}), "{not json"]
-        (root / "full" / "simplified" / f"{word}.ndjson").write_text("\n".join(lines) + "\n")
-    raw = []
-    for i in range(RAW_SQUARES):
-        s = 100 + 7 * i
-        stroke = [[10, 10 + s, 10 + s, 10, 10], [20, 20, 20 + s, 20 + s, 20], [0, 50, 100, 150, 200]]
-        raw.append(json.dumps({"word": "square", "key_id": f"raw{i}", "drawing": [stroke]}))
-    (root / "full" / "raw" / "square.ndjson").write_text("\n".join(raw) + "\n")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -107,14 +107,16 @@ def subset_metrics(log_probs: np.ndarray, labels: np.ndarray, keep: np.ndarray) 
     return Tally(log_probs.shape[1]).add(log_probs, labels).subset(keep)
 
 
-def iter_split(root: Path, kind: str, split: Split | None, index: dict[str, int], size: int = BATCH):
+def iter_split(
+    root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH
+):
     """Batches of up to `size` (prepared drawings, labels (B,), recognized (B,) bool) of one kind ("simplified" |
-    "raw"), optionally one split. `recognized`: the record's flag, whether Google's own classifier recognised the
+    "raw"), optionally one split, optionally the first `per_class` records of each class. `recognized`: the record's flag, whether Google's own classifier recognised the
     drawing in the game (a record without the flag counts as recognised). Drawings the preprocessing refuses
     (empty ones) and words that are not model classes are left out."""
     prepared, labels, recognized = [], [], []
     make = from_simplified if kind == "simplified" else from_canvas
-    for rec in qd.iter_drawings(root, kind, split=split):
+    for rec in qd.iter_drawings(root, kind, split=split, limit_per_word=per_class or None):
         if rec.word not in index:
             continue
         try:
@@ -130,20 +132,21 @@ def iter_split(root: Path, kind: str, split: Split | None, index: dict[str, int]
         yield prepared, np.array(labels, np.int64), np.array(recognized, bool)
 
 
-def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]):
-    """All of `iter_split` at once: (prepared drawings, labels (N,), recognized (N,) bool). For a split of the
-    training folder (fusion tuning, plots); `evaluate` streams."""
+def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0):
+    """All of `iter_split` at once: (prepared drawings, labels (N,), recognized (N,) bool). For fusion tuning and
+    plots, bounded by `per_class` on a large folder; `evaluate` streams."""
     prepared, labels, recognized = [], [np.zeros(0, np.int64)], [np.zeros(0, bool)]
-    for p, lab, rec in iter_split(root, kind, split, index):
+    for p, lab, rec in iter_split(root, kind, split, index, per_class):
         prepared += p
         labels.append(lab)
         recognized.append(rec)
     return prepared, np.concatenate(labels), np.concatenate(recognized)
 
 
-def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], size: int = BATCH):
+def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH):
     """Batches of up to `size` of Google's bitmaps (B, 28, 28) uint8 and labels (B,), read from the memory-mapped
-    .npy files; a bitmap paired with a drawing takes that drawing's split."""
+    .npy files, optionally the first `per_class` of each class; a bitmap paired with a drawing takes that drawing's
+    split."""
     pairs = qd.read_bitmap_pairs(root)
     for word in qd.bitmap_words(root):
         if word not in index:
@@ -152,15 +155,19 @@ def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], size: i
         rows = np.arange(len(bitmaps))
         if split is not None and len(rows):
             rows = rows[np.array([s == split for s in qd.bitmap_splits(word, len(bitmaps), pairs)], bool)]
+        if per_class:
+            rows = rows[:per_class]
         for i in range(0, len(rows), size):
             chunk = rows[i : i + size]
             yield np.asarray(bitmaps[chunk]).reshape(-1, 28, 28), np.full(len(chunk), index[word], np.int64)
 
 
-def read_bitmaps(root: Path, split: Split | None, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def read_bitmaps(
+    root: Path, split: Split | None, index: dict[str, int], per_class: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """All of `iter_bitmaps` at once: (B, 28, 28) bitmaps and (B,) labels."""
     images, labels = [np.zeros((0, 28, 28), np.uint8)], [np.zeros(0, np.int64)]
-    for im, lab in iter_bitmaps(root, split, index):
+    for im, lab in iter_bitmaps(root, split, index, per_class):
         images.append(im)
         labels.append(lab)
     return np.concatenate(images), np.concatenate(labels)

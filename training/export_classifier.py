@@ -80,7 +80,7 @@ def export_one(
     kind: str, checkpoint: Path, out_dir: Path, classes: list[str] | None = None, scale: float | None = None
 ) -> dict:
     """Export one model (call in a fresh process), check it, and write its manifest. Returns the parity figures.
-    `classes` and `scale` default to those of the training cache (tests pass their own)."""
+    `classes` and `scale` default to those the checkpoint trained with (tests pass their own)."""
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
     model = build(kind, cfg["model_config"]).eval()
@@ -104,12 +104,9 @@ def export_one(
         )
     check_shapes(path, kind)
 
-    train_items = None
-    if classes is None or (kind == "stroke" and scale is None):
-        from training.classifier_data import load_or_build
-
-        cache = load_or_build(cfg["data"], cfg["cache"])
-        classes, scale, train_items = cache.classes, float(cache.scale()), _train_items(cfg, cache)
+    data = ckpt.get("data") or _data_from_cache(cfg)  # checkpoints before the thirteenth session hold no "data"
+    classes = classes or data["classes"]
+    scale = data["scale"] if scale is None else scale
     best = max(ckpt["history"], key=lambda r: r["score"])
     manifest = Manifest(
         name=kind,
@@ -122,11 +119,14 @@ def export_one(
         scale_factor=float(scale) if kind == "stroke" else None,
         config={**cfg, "max_points": cfg["max_points"]},
         data={
-            "folder": "Quick, Draw! dataset, Google (CC BY 4.0): shared sample in the official layout",
+            "folder": "Quick, Draw! dataset, Google (CC BY 4.0), in the official layout",
             "sources": cfg["sources"],
+            "mode": data.get("data_mode", "cache"),  # "stream": read per rank from files, counts estimated
             "split": "sketchlab.split (salted sha1 of key_id, 80/10/10); trained on train, best epoch on valid",
-            "train_items": train_items,
+            "train_items": data.get("train_items"),
             "fingerprint": fingerprint(cfg["data"]),  # how training.evaluate recognises this folder
+            # (C,) simplified training drawings per class, in `classes` order: the prior training.fuse corrects by
+            "train_counts": data.get("train_counts"),
         },
         metrics={"valid_best_epoch": {k: v for k, v in best.items() if isinstance(v, (int, float))}},
         git_commit=git_commit(),
@@ -150,12 +150,15 @@ def export_one(
     return {"path": str(path), "mb": size, "parity": worst}
 
 
-def _train_items(cfg: dict, cache) -> int:
+def _data_from_cache(cfg: dict) -> dict:
+    """`train_classifier.training_data` re-made from the training cache, for checkpoints that do not hold it."""
     from training.classifier_config import TrainConfig
-    from training.train_classifier import training_pool
+    from training.classifier_data import load_or_build
+    from training.train_classifier import training_data, training_pool
 
+    cache = load_or_build(cfg["data"], cfg["cache"])
     pool = training_pool(TrainConfig(**{**cfg, "limit_train": 0}), cache)
-    return len(pool) if cfg["model"] == "stroke" else len(pool[1])
+    return training_data(cache, pool, None, cache.scale(), cfg["model"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,6 @@ from sketchlab import data as qd
 from sketchlab.classify import FUSION_FILE, Classifier, Fusion, mean_of_views, save_fusion
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.classifier_data import DEFAULT_CACHE, SIMPLIFIED, load_or_build
 from training.evaluate import ranking_metrics, read_bitmaps, read_split
 from training.export_classifier import git_commit
 
@@ -42,6 +41,9 @@ MIRROR_TOLERANCE = 0.0025
 # The most milliseconds mirroring may add. Both models and the fusion take about 1.7 ms without it and the issue's
 # budget is 3 ms (median, this CPU), which the stroke model's mirror (+1 ms) would all but use up.
 MIRROR_BUDGET_MS = 0.5
+# Validation items read per class (drawings; Google's bitmaps alike): all of them in the shared data (at most ~450),
+# a bounded, class-balanced sample of a full download (~10,000 a class there), so tuning fits in memory.
+MAX_PER_CLASS = 1000
 
 
 def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:
@@ -90,33 +92,44 @@ def tune(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(qd.default_data_dir()))
-    parser.add_argument("--cache", default=str(DEFAULT_CACHE), help="for the training class counts (the prior)")
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument(
         "--mirror-budget-ms", type=float, default=MIRROR_BUDGET_MS, help="most latency mirroring may add (MIRROR_COST)"
     )
+    parser.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS, help="validation items read per class")
     args = parser.parse_args(argv)
     models_dir = Path(args.models_dir)
     (models_dir / FUSION_FILE).unlink(missing_ok=True)  # tune on the raw models, not on a previous fusion
     clf = Classifier.load(models_dir)
     classes = clf.classes
-    cache = load_or_build(args.data, args.cache)
-    if cache.classes != classes:
-        raise SystemExit("the cache and the models have different classes; rebuild the cache")
-    counts = cache.counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
-    log_prior = np.log((counts + 1) / (counts + 1).sum())  # +1: a class with no training drawing stays possible
+    log_prior = training_log_prior(clf)
 
     index = {w: i for i, w in enumerate(classes)}
-    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.VALID, index)
+    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.VALID, index, args.max_per_class)
     views = _batched(clf, prepared)
     bm_views = None
     if "cnn" in clf.models:
-        images, bm_labels = read_bitmaps(Path(args.data), Split.VALID, index)
+        images, bm_labels = read_bitmaps(Path(args.data), Split.VALID, index, args.max_per_class)
         none = np.zeros((0, len(classes)))
         bm_views = (*(clf.raster_views(images) if len(images) else (none, none)), bm_labels)
     fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views, args.mirror_budget_ms)
     save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
     print(json.dumps(report, indent=1))
+
+
+def training_log_prior(clf: Classifier) -> np.ndarray:
+    """(C,) log of the class prior of held-out drawings: the simplified training drawings per class that the models'
+    manifests record (`data.train_counts`, written by training.export_classifier), +1 each so that a class with no
+    training drawing stays possible. The models trained on the same folder; the first manifest that has counts
+    is used, so tuning never re-reads the training data."""
+    for name, model in clf.models.items():
+        counts = model.manifest.data.get("train_counts")
+        if counts is not None:
+            counts = np.asarray(counts, np.float64)
+            if counts.shape != (len(clf.classes),):
+                raise SystemExit(f"{name}: data.train_counts has {counts.shape}, not one count per class")
+            return np.log((counts + 1) / (counts + 1).sum())
+    raise SystemExit("no model manifest records data.train_counts; re-export with python -m training.export_classifier")
 
 
 def tune_mirror(

@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--out", default=str(MODELS_DIR / "plots"))
+    parser.add_argument(
+        "--max-per-class", type=int, default=1000, help="test drawings read per class (a full download)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     training_curves(runs, out / "training_curves.png")
     clf = Classifier.load(args.models_dir)
     index = {w: i for i, w in enumerate(clf.classes)}
-    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index)
+    prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index, args.max_per_class)
     fused = scores(clf, prepared)["fused"]
     confusion(fused, labels, clf.classes, out / "confusion_fused.png")
     sample_grid(prepared, labels, fused, clf.classes, out / "samples_top5.png")

@@ -263,6 +263,11 @@ def class_counts(cfg: StreamConfig) -> np.ndarray:
     return _per_class(files, np.array([max(estimate_lines(p), 1.0) for p, _, _ in files]), len(cfg.classes))
 
 
+def split_class_counts(cfg: StreamConfig) -> np.ndarray:
+    """Estimated drawings per class in `cfg.split` of the streamed files: the class counts times the split's share."""
+    return class_counts(cfg) * SPLIT_FRACTION[cfg.split]
+
+
 def examples(cfg: StreamConfig, epoch: int = 0, endless: bool = True) -> Iterator[Example]:
     """This rank's shuffled, interleaved examples of the split: endless (unless this rank's ranges hold none), or
     one pass over this rank's shard."""

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     run_chains({model: [train_cmd(model, r, args) for r in recipes] for model in ("stroke", "cnn")}, log, "train")
 
     run([PY, "-m", "training.export_classifier"], log, "export")
-    run([PY, "-m", "training.fuse", "--data", args.data, "--cache", args.cache], log, "fuse")
+    run([PY, "-m", "training.fuse", "--data", args.data], log, "fuse")
     run(
         [
             PY,

@@ -299,12 +299,34 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module):
     return opt, sched
 
 
-def save_checkpoint(path: Path, model, opt, sched, state: dict, cfg: TrainConfig) -> None:
+def training_data(cache: Cache, pool, scfg: stream.StreamConfig | None, scale: float, model: str) -> dict:
+    """What export needs to know of the training data, kept in every checkpoint so that exporting never re-reads
+    the data (a full download cannot be cached): the classes in output order, the offset scale factor the stroke
+    inputs were divided by, the training items, and the simplified training drawings per class (the class prior of
+    held-out drawings, which `training.fuse` corrects with). Exact from the cache; estimated from the file sizes
+    when streamed (`stream.split_class_counts`)."""
+    if scfg is None:
+        train_items = len(pool) if model == "stroke" else len(pool[1])
+        counts = cache.counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
+    else:
+        train_items = stream.estimated_examples(scfg)
+        counts = stream.split_class_counts(replace(scfg, kinds=("simplified",)))
+    return {
+        "classes": list(cache.classes),
+        "scale": float(scale),
+        "train_items": int(round(train_items)),
+        "train_counts": [int(round(c)) for c in counts],
+        "data_mode": "cache" if scfg is None else "stream",
+    }
+
+
+def save_checkpoint(path: Path, model, opt, sched, state: dict, cfg: TrainConfig, data: dict) -> None:
     ckpt = {
         "model": distributed.unwrap(model).state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else {},
         "config": asdict(cfg),
+        "data": data,  # training_data()
         **state,
     }
     tmp = path.with_suffix(".tmp")
@@ -342,6 +364,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"data_mode must be 'cache' or 'stream', got {cfg.data_mode!r}")
     valid = validation_sets(cfg, cache)
     adjust = logit_adjustment(cfg, cache, pool, scfg)
+    data = training_data(cache, pool, scfg, scale, cfg.model) if info.is_main else {}
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
@@ -421,8 +444,8 @@ def train(cfg: TrainConfig) -> dict:
         if info.is_main:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
             if improved:
-                save_checkpoint(out / "best.pt", model, opt, sched, state, cfg)
-            save_checkpoint(last, model, opt, sched, state, cfg)
+                save_checkpoint(out / "best.pt", model, opt, sched, state, cfg, data)
+            save_checkpoint(last, model, opt, sched, state, cfg, data)
             (out / "history.json").write_text(json.dumps(state["history"], indent=1))
         if cfg.max_minutes and state["elapsed_s"] > cfg.max_minutes * 60:
             if info.is_main:
