@@ -51,11 +51,10 @@ def build(data_root: Path, models_dir: Path, cfg: PriorConfig) -> Path:
     encoder = load_onnx("generator_encoder", models_dir, threads=1)
     classes, scale = list(encoder.manifest.classes), float(encoder.manifest.scale_factor)
     rng = np.random.default_rng(cfg.seed)
-    train = load_split(data_root, classes, Split.TRAIN)
     mus, sigmas, labels, counts = [], [], [], {}
     for label, word in enumerate(classes):
-        rows = np.flatnonzero(train.labels == label)
-        chosen = np.sort(rng.permutation(rows)[: cfg.per_class])
+        train = load_split(data_root, [word], Split.TRAIN)  # one class in memory at a time (a full download too)
+        chosen = np.sort(rng.permutation(len(train.stroke3))[: cfg.per_class])
         counts[word] = len(chosen)
         if not len(chosen):
             continue
