@@ -4,7 +4,8 @@
 
 The CNN trains with class-balanced sampling, which flattens the class prior: a model then over-guesses the
 data-poor classes (the stroke model trains on natural frequencies). The fix (a prior correction) adds g * log prior
-to the log-probabilities; g is tuned per model and for the fusion, whose score is
+to the log-probabilities (the prior: the training drawings per class recorded in the models' manifests, so the
+training data is never re-read); g is tuned per model and for the fusion, whose score is
 w * log p_stroke + (1 - w) * log p_cnn + g * log prior. Everything is chosen on the validation split (never the
 test split) by one objective: the mean of top-1 accuracy (dominated by the common classes) and macro top-5 (every
 class counts the same), so the correction cannot trade the rare classes away entirely. Each model's log p is either
