@@ -19,6 +19,7 @@ import torch
 from _tiny_layout import PER_WORD, WORDS, make_layout
 
 from sketchlab.classify import Classifier
+from sketchlab.data import fingerprint
 from sketchlab.split import Split
 from training import evaluate, fuse, plots
 from training.classifier_config import TrainConfig
@@ -54,9 +55,12 @@ def pipeline(tmp_path_factory) -> Path:
             model_config=TINY[model],
         )
         train(cfg)
+    data.rename(root / "elsewhere")  # export must not need the data: it may run on another machine
+    for model in ("stroke", "cnn"):
         export = [sys.executable, "-m", "training.export_classifier", "--model", model]
         export += ["--checkpoint", str(root / f"{model}-full" / "last.pt"), "--out-dir", str(root / "models")]
         subprocess.run(export, cwd=ROOT, check=True, capture_output=True)  # each model in its own process
+    (root / "elsewhere").rename(data)
     assert not (root / "no-cache.npz").exists()
     fuse.main(["--data", str(data), "--models-dir", str(root / "models"), "--max-per-class", "5"])
     return root
@@ -70,6 +74,7 @@ def test_export_takes_classes_scale_and_counts_from_the_checkpoint(pipeline):
         manifest = json.loads((pipeline / "models" / f"{model}.json").read_text())
         assert manifest["classes"] == list(WORDS)
         assert manifest["data"]["mode"] == "stream"
+        assert manifest["data"]["fingerprint"] == fingerprint(pipeline / "qd")  # recorded when it trained
         # Estimated from the file sizes (exact for files this small) times the training split's share.
         expected = [PER_WORD[w] * SPLIT_FRACTION[Split.TRAIN] for w in WORDS]
         np.testing.assert_allclose(manifest["data"]["train_counts"], expected, rtol=0.05, atol=1)

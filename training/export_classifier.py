@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketchlab.data import fingerprint
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
 from training.classifier_config import RUNS
@@ -124,7 +123,7 @@ def export_one(
             "mode": data.get("data_mode", "cache"),  # "stream": read per rank from files, counts estimated
             "split": "sketchlab.split (salted sha1 of key_id, 80/10/10); trained on train, best epoch on valid",
             "train_items": data.get("train_items"),
-            "fingerprint": fingerprint(cfg["data"]),  # how training.evaluate recognises this folder
+            "fingerprint": data.get("fingerprint"),  # of the folder it trained on: how training.evaluate knows it
             # (C,) simplified training drawings per class, in `classes` order: the prior training.fuse corrects by
             "train_counts": data.get("train_counts"),
         },
@@ -158,7 +157,7 @@ def _data_from_cache(cfg: dict) -> dict:
 
     cache = load_or_build(cfg["data"], cfg["cache"])
     pool = training_pool(TrainConfig(**{**cfg, "limit_train": 0}), cache)
-    return training_data(cache, pool, None, cache.scale(), cfg["model"])
+    return training_data(cfg["data"], cache, pool, None, cache.scale(), cfg["model"])
 
 
 def main(argv: list[str] | None = None) -> None:

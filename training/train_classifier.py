@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
-from sketchlab.data import read_categories
+from sketchlab.data import fingerprint, read_categories
 from sketchlab.split import Split
 from training import distributed, stream
 from training.classifier_config import RASTER_WARP, TrainConfig, resolve
@@ -299,12 +299,13 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module):
     return opt, sched
 
 
-def training_data(cache: Cache, pool, scfg: stream.StreamConfig | None, scale: float, model: str) -> dict:
+def training_data(root: str, cache: Cache, pool, scfg: stream.StreamConfig | None, scale: float, model: str) -> dict:
     """What export needs to know of the training data, kept in every checkpoint so that exporting never re-reads
-    the data (a full download cannot be cached): the classes in output order, the offset scale factor the stroke
-    inputs were divided by, the training items, and the simplified training drawings per class (the class prior of
-    held-out drawings, which `training.fuse` corrects with). Exact from the cache; estimated from the file sizes
-    when streamed (`stream.split_class_counts`)."""
+    the data (a full download cannot be cached) and may run where the data is not: the classes in output order, the
+    offset scale factor the stroke inputs were divided by, the training items, the simplified training drawings per
+    class (the class prior of held-out drawings, which `training.fuse` corrects with) and the folder's fingerprint
+    (how `training.evaluate` recognises it). Exact from the cache; estimated from the file sizes when streamed
+    (`stream.split_class_counts`)."""
     if scfg is None:
         train_items = len(pool) if model == "stroke" else len(pool[1])
         counts = cache.counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
@@ -317,6 +318,7 @@ def training_data(cache: Cache, pool, scfg: stream.StreamConfig | None, scale: f
         "train_items": int(round(train_items)),
         "train_counts": [int(round(c)) for c in counts],
         "data_mode": "cache" if scfg is None else "stream",
+        "fingerprint": fingerprint(root),
     }
 
 
@@ -364,7 +366,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"data_mode must be 'cache' or 'stream', got {cfg.data_mode!r}")
     valid = validation_sets(cfg, cache)
     adjust = logit_adjustment(cfg, cache, pool, scfg)
-    data = training_data(cache, pool, scfg, scale, cfg.model) if info.is_main else {}
+    data = training_data(cfg.data, cache, pool, scfg, scale, cfg.model) if info.is_main else {}
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
