@@ -33,6 +33,9 @@ from sketchlab.split import Split
 RICH_MIN = 440  # acceptance: classes with at least this many simplified drawings in the folder
 BATCH = 512  # drawings per ONNX call
 TOP_K = (1, 3, 5)
+# Items a class that `read_split` / `read_bitmaps` callers hold in memory (fusion tuning, plots): every one of the
+# shared data (its largest class has ~450 in a split), a bounded, class-balanced sample of a full download.
+MAX_PER_CLASS = 1000
 
 
 @dataclass
@@ -111,9 +114,10 @@ def iter_split(
     root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH
 ):
     """Batches of up to `size` (prepared drawings, labels (B,), recognized (B,) bool) of one kind ("simplified" |
-    "raw"), optionally one split, optionally the first `per_class` records of each class. `recognized`: the record's flag, whether Google's own classifier recognised the
-    drawing in the game (a record without the flag counts as recognised). Drawings the preprocessing refuses
-    (empty ones) and words that are not model classes are left out."""
+    "raw"), optionally one split, optionally the first `per_class` records of each class. `recognized`: the
+    record's flag, whether Google's own classifier recognised the drawing in the game (a record without the flag
+    counts as recognised). Drawings the preprocessing refuses (empty ones) and words that are not model classes are
+    left out."""
     prepared, labels, recognized = [], [], []
     make = from_simplified if kind == "simplified" else from_canvas
     for rec in qd.iter_drawings(root, kind, split=split, limit_per_word=per_class or None):

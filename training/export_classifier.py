@@ -120,12 +120,12 @@ def export_one(
         data={
             "folder": "Quick, Draw! dataset, Google (CC BY 4.0), in the official layout",
             "sources": cfg["sources"],
-            "mode": data.get("data_mode", "cache"),  # "stream": read per rank from files, counts estimated
+            "mode": data["data_mode"],  # "stream": read per rank from files, counts estimated
             "split": "sketchlab.split (salted sha1 of key_id, 80/10/10); trained on train, best epoch on valid",
-            "train_items": data.get("train_items"),
-            "fingerprint": data.get("fingerprint"),  # of the folder it trained on: how training.evaluate knows it
+            "train_items": data["train_items"],
+            "fingerprint": data["fingerprint"],  # of the folder it trained on: how training.evaluate knows it
             # (C,) simplified training drawings per class, in `classes` order: the prior training.fuse corrects by
-            "train_counts": data.get("train_counts"),
+            "train_counts": data["train_counts"],
         },
         metrics={"valid_best_epoch": {k: v for k, v in best.items() if isinstance(v, (int, float))}},
         git_commit=git_commit(),

@@ -28,7 +28,7 @@ from sketchlab import data as qd
 from sketchlab.classify import FUSION_FILE, Classifier, Fusion, mean_of_views, save_fusion
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import ranking_metrics, read_bitmaps, read_split
+from training.evaluate import MAX_PER_CLASS, ranking_metrics, read_bitmaps, read_split
 from training.export_classifier import git_commit
 
 PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
@@ -42,9 +42,6 @@ MIRROR_TOLERANCE = 0.0025
 # The most milliseconds mirroring may add. Both models and the fusion take about 1.7 ms without it and the issue's
 # budget is 3 ms (median, this CPU), which the stroke model's mirror (+1 ms) would all but use up.
 MIRROR_BUDGET_MS = 0.5
-# Validation items read per class (drawings; Google's bitmaps alike): all of them in the shared data (at most ~450),
-# a bounded, class-balanced sample of a full download (~10,000 a class there), so tuning fits in memory.
-MAX_PER_CLASS = 1000
 
 
 def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:

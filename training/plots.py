@@ -22,7 +22,7 @@ from sketchlab.classify import Classifier  # noqa: E402
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
 from sketchlab.split import Split  # noqa: E402
 from training.classifier_config import RUNS  # noqa: E402
-from training.evaluate import read_split, scores  # noqa: E402
+from training.evaluate import MAX_PER_CLASS, read_split, scores  # noqa: E402
 
 CONFUSED = 20  # classes shown in the confusion matrix
 SAMPLES = 16  # drawings in the sample grid (4 x 4)
@@ -109,9 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--out", default=str(MODELS_DIR / "plots"))
-    parser.add_argument(
-        "--max-per-class", type=int, default=1000, help="test drawings read per class (a full download)"
-    )
+    parser.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS, help="test drawings read per class")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -308,7 +308,7 @@ def training_data(root: str, cache: Cache, pool, scfg: stream.StreamConfig | Non
     (`stream.split_class_counts`)."""
     if scfg is None:
         train_items = len(pool) if model == "stroke" else len(pool[1])
-        counts = cache.counts(Split.TRAIN, (SIMPLIFIED,)).astype(np.float64)
+        counts = cache.counts(Split.TRAIN, (SIMPLIFIED,))
     else:
         train_items = stream.estimated_examples(scfg)
         counts = stream.split_class_counts(replace(scfg, kinds=("simplified",)))
