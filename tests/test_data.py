@@ -7,6 +7,7 @@ import pytest
 
 from sketchlab.data import (
     Record,
+    count_lines,
     fingerprint,
     iter_drawings,
     parse_ndjson_line,
@@ -15,6 +16,7 @@ from sketchlab.data import (
     read_categories,
     read_ndjson,
     read_npz,
+    rich_words,
     write_bin,
     write_npz,
 )
@@ -98,6 +100,17 @@ def test_read_categories(layout):
     assert read_categories(layout) == ["dog", "cat"]
 
 
+def test_rich_words_count_at_most_the_threshold(layout, monkeypatch):
+    assert count_lines(layout / "full" / "simplified" / "cat.ndjson") == 41
+    assert count_lines(layout / "full" / "simplified" / "cat.ndjson", at_most=7) == 7
+    assert count_lines(layout / "full" / "simplified" / "nothing.ndjson") == 0
+    monkeypatch.setattr("sketchlab.data.RICH_MIN", 6)
+    assert rich_words(layout) == ["cat"]  # 41 and 5 drawings
+    assert rich_words(layout, ["dog", "cat", "owl"]) == ["cat"]
+    monkeypatch.setattr("sketchlab.data.RICH_MIN", 5)
+    assert rich_words(layout, ["dog", "cat"]) == ["dog", "cat"]
+
+
 def test_bitmaps_are_memory_mapped_and_checked(tmp_path):
     folder = tmp_path / "full" / "numpy_bitmap"
     folder.mkdir(parents=True)
@@ -162,6 +175,7 @@ def test_real_data_layout(data_dir):
     raw = next(iter_drawings(data_dir, "raw", ["cat"]))
     assert raw.drawing[0].shape[1] == 3
     assert read_bitmaps(data_dir, "cat").shape[1] == 784
+    assert len(rich_words(data_dir)) == 22  # the README's 22 classes with 440 to 3,560 simplified drawings
     # records without key_id exist (README) and are read
     assert any(r.key_id is None for r in iter_drawings(data_dir, "simplified", ["cake", "snowman", "teapot"]))
 

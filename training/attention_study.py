@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sketchlab.data import default_data_dir
+from sketchlab.data import default_data_dir, rich_words
 from sketchlab.errors import DrawingError
 from sketchlab.generate import DEFAULT_MAX_LEN, _points, _to_strokes, draw_latents
 from sketchlab.prepare import from_canvas
@@ -60,7 +60,7 @@ from sketchlab.split import Split
 from sketchlab.strokes import from_stroke3
 
 from .evaluate_generator import _top_ranks
-from .generator_data import batch_stroke5, iter_epoch, load_split, rich_classes
+from .generator_data import batch_stroke5, iter_epoch, load_split
 from .generator_model import GeneratorConfig, SketchRNN, mixture_log_prob, split_params
 from .train_generator import TrainConfig, compute_loss, evaluate, get_lr
 
@@ -314,7 +314,7 @@ def measure(model: SketchRNN, ckpt: dict, root: Path, args) -> dict:
 
     classifier = Classifier.load(threads=1)
     scale, index = float(ckpt["scale_factor"]), {w: i for i, w in enumerate(ckpt["classes"])}
-    words = rich_classes(root)
+    words = rich_words(root)
     halves = halves_to_finish(root, words, args.completions)
     result = {"half_alone": [_top_ranks(classifier, h, w) == 0 for w, h in halves], "no_word": [], "with_word": []}
     for i, (word, half) in enumerate(halves):

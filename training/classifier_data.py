@@ -33,7 +33,6 @@ from sketchlab.strokes import PAD_ROW, normalize, scale_factor, to_stroke5
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "cache" / "classifier.npz"  # gitignored
 SPLIT_CODE = {Split.TRAIN: 0, Split.VALID: 1, Split.TEST: 2}
 SIMPLIFIED, RAW = 0, 1  # `source` codes of the drawings
-RICH_MIN = 440  # "rich" classes have at least this many simplified drawings (the issue's 22 classes)
 BUCKET_BATCHES = 32  # stroke batches are cut from a window of this many batches sorted by length: little padding
 
 
@@ -75,7 +74,7 @@ class Cache:
     def rich_classes(self) -> np.ndarray:
         """(C,) bool: classes with at least RICH_MIN simplified drawings in all splits together."""
         counts = np.bincount(self.label[self.source == SIMPLIFIED], minlength=len(self.classes))
-        return counts >= RICH_MIN
+        return counts >= qd.RICH_MIN
 
     def scale(self) -> float:
         """Offset scale of the training drawings (stored in the stroke model's manifest)."""

@@ -30,7 +30,6 @@ from sketchlab.prepare import from_canvas, from_simplified
 from sketchlab.runtime import MODELS_DIR, Manifest
 from sketchlab.split import Split
 
-RICH_MIN = 440  # acceptance: classes with at least this many simplified drawings in the folder
 BATCH = 512  # drawings per ONNX call
 TOP_K = (1, 3, 5)
 # Items a class that `read_split` / `read_bitmaps` callers hold in memory (fusion tuning, plots): every one of the
@@ -187,14 +186,9 @@ def scores(clf: Classifier, prepared: list) -> dict[str, np.ndarray]:
 
 
 def rich_mask(root: Path, classes: list[str]) -> np.ndarray:
-    counts = np.zeros(len(classes), np.int64)
-    index = {w: i for i, w in enumerate(classes)}
-    for w, i in index.items():
-        path = root / "full" / "simplified" / f"{w}.ndjson"
-        if path.exists():
-            with open(path, "rb") as f:
-                counts[i] = sum(1 for line in f if line.strip())
-    return counts >= RICH_MIN
+    """(C,) bool over the models' classes: the folder's rich classes (`sketchlab.data.rich_words`)."""
+    rich = set(qd.rich_words(root, classes))
+    return np.array([w in rich for w in classes], bool)
 
 
 def evaluate(root: Path, split: Split | None, models_dir: Path = MODELS_DIR) -> tuple[dict, dict]:

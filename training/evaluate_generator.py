@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchlab.data import default_data_dir
+from sketchlab.data import default_data_dir, rich_words
 from sketchlab.errors import DrawingError
 from sketchlab.generate import DEFAULT_GUIDANCE
 from sketchlab.prepare import from_canvas, from_simplified
@@ -45,7 +45,7 @@ from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from sketchlab.strokes import from_stroke3
 
-from .generator_data import load_split, rich_classes
+from .generator_data import load_split
 
 COPY_DISTANCE = 0.01  # raster mean absolute difference below which two drawings count as the same drawing
 GRID_COLUMNS = 8  # samples shown a class in the grid image
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     root = args.data or default_data_dir()
     if root is None:
         raise SystemExit("no data folder: pass --data or set SKETCHLAB_DATA")
-    words = rich_classes(root) if args.words == "rich" else [w.strip() for w in args.words.split(",")]
+    words = rich_words(root) if args.words == "rich" else [w.strip() for w in args.words.split(",")]
     classifier = Classifier.load(args.models_dir)
     gen = None
     if args.recipe == "baseline":

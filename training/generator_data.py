@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from sketchlab.augment import augment_stroke3
-from sketchlab.data import iter_drawings, read_categories
+from sketchlab.data import iter_drawings
 from sketchlab.split import Split
 from sketchlab.strokes import normalize, scale_factor, to_stroke3, to_stroke5
 
 MAX_LEN = 250  # points kept per drawing (sketch-rnn's max_seq_len for Quick, Draw! was 250)
 MIN_POINTS = 2  # a drawing needs at least one offset after the first point to be learnable
-RICH_MIN_DRAWINGS = 440  # the classes with >= 440 simplified drawings: the 22 the acceptance figures are taken on
 SORT_WINDOW = 50  # batches whose drawings are sorted by length together: less padding, still well shuffled
 
 
@@ -41,17 +40,6 @@ class GeneratorData:
 
     def __len__(self) -> int:
         return len(self.stroke3)
-
-
-def rich_classes(root: str | Path) -> list[str]:
-    """Words with at least RICH_MIN_DRAWINGS simplified drawings, in categories.txt order."""
-    root = Path(root)
-    out = []
-    for word in read_categories(root):
-        path = root / "full" / "simplified" / f"{word}.ndjson"
-        if path.exists() and sum(1 for _ in open(path, "rb")) >= RICH_MIN_DRAWINGS:
-            out.append(word)
-    return out
 
 
 def load_split(

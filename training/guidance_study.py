@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 from sketchlab.classify import Classifier
-from sketchlab.data import default_data_dir
+from sketchlab.data import default_data_dir, rich_words
 from sketchlab.runtime import MODELS_DIR
 
 from .evaluate_generator import _overall, diversity, memorisation, recognisability, runtime_sampler
-from .generator_data import rich_classes
 
 TEMPERATURE = 0.5
 
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data is None:
         raise SystemExit("no data folder: pass --data or set SKETCHLAB_DATA")
     classifier = Classifier.load(args.models_dir, threads=1)
-    words = rich_classes(args.data)
+    words = rich_words(args.data)
     results = {}
     for scale in args.scales:
         t0 = time.perf_counter()

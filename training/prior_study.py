@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from sketchlab.classify import Classifier
-from sketchlab.data import default_data_dir, iter_drawings
+from sketchlab.data import default_data_dir, iter_drawings, rich_words
 from sketchlab.generate import Generator
 from sketchlab.split import Split
 from sketchlab.strokes import to_stroke3
 
 from .evaluate_generator import _top_ranks, memorisation
-from .generator_data import MIN_POINTS, rich_classes
+from .generator_data import MIN_POINTS
 from .generator_prior import encode_class
 
 ENCODED_PER_CLASS = 200
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance scale (0 = none)")
     args = parser.parse_args(argv)
     gen, classifier = Generator.load(), Classifier.load(threads=1)
-    words = rich_classes(args.data)
+    words = rich_words(args.data)
     hits = {s: {"top1": 0, "top3": 0, "n": 0} for s in SOURCES}
     samples: dict[str, dict[str, list]] = {s: {} for s in SOURCES}
     for i, word in enumerate(words):

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from sketchlab.data import default_data_dir, read_categories
+from sketchlab.data import default_data_dir, read_categories, rich_words
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.split import Split
 
@@ -38,7 +38,6 @@ from .generator_data import (
     batch_stroke5,
     iter_epoch,
     load_split,
-    rich_classes,
     shard_data,
     train_scale_factor,
 )
@@ -138,7 +137,7 @@ def select_words(cfg: TrainConfig, root: Path) -> list[str]:
     if cfg.words == "all":
         return read_categories(root)
     if cfg.words == "rich":
-        return rich_classes(root)
+        return rich_words(root)
     return [w.strip() for w in cfg.words.split(",") if w.strip()]
 
 
