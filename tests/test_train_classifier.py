@@ -34,6 +34,7 @@ from training.train_classifier import (
     load_checkpoint,
     logit_adjustment,
     mirrored_classes,
+    mixup_draw,
     parse_args,
     summarize,
     topk_counts,
@@ -250,6 +251,23 @@ def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):
     train(tiny_config(cache_path, tmp_path, model="cnn", epochs=1, redraw=0.5))
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["config"]["redraw"] == 0.5
+
+
+def test_mixup_draws_a_weight_and_partners_seeded():
+    assert mixup_draw(0.0, 8, np.random.default_rng(0)) == (1.0, None)
+    lam, perm = mixup_draw(0.2, 8, np.random.default_rng(0))
+    assert 0.0 <= lam <= 1.0 and sorted(perm.tolist()) == list(range(8))
+    again = mixup_draw(0.2, 8, np.random.default_rng(0))
+    assert again[0] == lam and torch.equal(again[1], perm)
+
+
+def test_training_with_mixup_runs_and_is_seeded(cache_path, tmp_path):
+    a = train(tiny_config(cache_path, tmp_path / "a", model="cnn", epochs=1, mixup=0.2))
+    b = train(tiny_config(cache_path, tmp_path / "b", model="cnn", epochs=1, mixup=0.2))
+    plain = train(tiny_config(cache_path, tmp_path / "c", model="cnn", epochs=1))
+    assert a["train_loss"] == b["train_loss"] != plain["train_loss"]
+    with pytest.raises(ValueError, match="CNN only"):
+        resolve(tiny_config(cache_path, tmp_path / "d", model="stroke", mixup=0.2))
 
 
 def test_training_with_mirroring_of_the_data_poor_classes_runs(cache_path, tmp_path):

@@ -42,6 +42,7 @@ class TrainConfig:
     augment: int = -1  # 1: augment (strokes via sketchlab.augment; rasters with small affine warps)
     mirror: int = -1  # 1: also mirror half the training items left-right (needs augment)
     redraw: float = 0.0  # CNN, with augment: chance a drawing's raster is re-drawn from augmented strokes each time
+    mixup: float = 0.0  # CNN: mixup alpha, each batch blended with a shuffled copy of itself (0: none)
     mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)
     max_points: int = 0  # stroke model: sequences cropped to this many points
@@ -188,6 +189,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
             setattr(cfg, name, {**value, **current})
         elif current == _DEFAULTS[name]:  # left at its "unset" default
             setattr(cfg, name, value)
+    if cfg.mixup and cfg.model != "cnn":
+        raise ValueError("--mixup blends rasters: CNN only (a blend of two stroke sequences is not a drawing)")
     cfg.data = cfg.data or str(default_data_dir() or "")
     cfg.out = cfg.out or str(RUNS / f"{cfg.model}-{cfg.recipe}")
     return cfg

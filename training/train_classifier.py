@@ -345,6 +345,15 @@ def load_checkpoint(path: str | Path) -> dict:
 # Training
 
 
+def mixup_draw(alpha: float, n: int, rng: np.random.Generator) -> tuple[float, torch.Tensor | None]:
+    """Mixup (Zhang et al. 2018): the weight lam ~ Beta(alpha, alpha) and the partner of each of the n items; the
+    batch becomes lam * x + (1 - lam) * x[perm] and the loss lam * CE(y) + (1 - lam) * CE(y[perm]).
+    (1.0, None) when alpha is 0."""
+    if not alpha:
+        return 1.0, None
+    return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(n))
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train to the end (epochs, early stopping or time budget); returns the best validation metrics."""
     cfg = resolve(cfg)
@@ -409,11 +418,18 @@ def train(cfg: TrainConfig) -> dict:
             ncols=100,
         )
         t0, seen, loss_sum = time.time(), 0, 0.0
+        mix_rng = np.random.default_rng([cfg.seed, epoch, info.rank])
         for inputs, y in bar:
+            lam, perm = mixup_draw(cfg.mixup, len(y), mix_rng)
+            if perm is not None:
+                inputs = (lam * inputs[0] + (1 - lam) * inputs[0][perm.to(inputs[0].device)], *inputs[1:])
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(*inputs)
             logits = logits.float() if adjust is None else logits.float() + adjust.to(logits.device)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if perm is not None:
+                mixed = F.cross_entropy(logits, y[perm.to(y.device)], label_smoothing=cfg.label_smoothing)
+                loss = lam * loss + (1 - lam) * mixed
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_norm:
