@@ -91,12 +91,24 @@ def test_fusion_prior_is_the_manifests_counts(pipeline):
 
 
 @pytest.mark.slow
-def test_evaluate_and_plots_run_on_the_streamed_models(pipeline, tmp_path):
-    out = tmp_path / "eval.json"
-    evaluate.main(["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--json", str(out)])
+def test_evaluate_and_plots_run_on_the_streamed_models(pipeline, tmp_path, monkeypatch):
+    out, summary = tmp_path / "eval.json", tmp_path / "summary.json"
+    args = ["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--json", str(out)]
+    monkeypatch.setattr("sketchlab.data.RICH_MIN", 100)  # circle has 160 drawings, square 80, zigzag 42
+    evaluate.main([*args, "--summary", str(summary)])
     result = json.loads(out.read_text())
     assert {"stroke", "cnn", "fused", "fused_raw"} <= set(result)
     assert result["fused"]["n"] > 0 and set(result["fused"]["per_class"]) <= set(WORDS)
+    for row in result["fused"]["per_class"].values():
+        assert set(row) == {"n", "top1", "top3", "top5"} and row["top1"] <= row["top3"] <= row["top5"]
+    assert json.loads(summary.read_text())["rich_classes"] == ["circle"]
+    other = tmp_path / "other"  # a folder whose own counts say which classes are rich
+    (other / "full" / "simplified").mkdir(parents=True)
+    (other / "full" / "simplified" / "zigzag.ndjson").write_text("{}\n" * 100)
+    evaluate.main([*args, "--summary", str(summary), "--rich-from", str(other)])
+    rich = json.loads(summary.read_text())
+    assert rich["rich_classes"] == ["zigzag"] and rich["rich_from"] == str(other)
+    assert rich["fused_rich"]["n"] == result["fused"]["per_class"]["zigzag"]["n"]
     plots.main(
         ["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--runs", str(pipeline)]
         + ["--out", str(tmp_path / "plots"), "--max-per-class", "4"]
