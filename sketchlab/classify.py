@@ -7,11 +7,12 @@ Each model outputs logits over all classes. They were trained with class-balance
 class prior; `fusion.json` (written by `training.fuse`, tuned on the validation split) puts part of it back and
 weights the two models:
 
-    fused log-score = w_stroke * log p_stroke + w_cnn * log p_cnn + g_fused * log prior      (then renormalised)
+    fused log-score = w_stroke * log p_stroke + w_cnn * log p_cnn + g_fused * log prior
     each model alone:  log p_model + g_model * log prior
 
-where `fusion.json` says so for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror,
-both run in one batch.
+Each score is then divided by its temperature T (fitted on validation, so that the probabilities shown match how
+often the guess is right; a temperature never changes the ranking) and renormalised. Where `fusion.json` says so
+for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror, both run in one batch.
 The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
 releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
 With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
@@ -62,6 +63,7 @@ class Fusion:
     prior_weight: dict[str, float]  # "stroke" | "cnn" | "fused" -> weight of log prior
     log_prior: np.ndarray  # (C,) log class frequencies of the training drawings
     mirror: dict[str, bool] = field(default_factory=dict)  # model name -> also look at the drawing mirrored
+    temperature: dict[str, float] = field(default_factory=dict)  # "stroke" | "cnn" | "fused" -> T (default 1)
 
     @classmethod
     def default(cls, n_classes: int) -> Fusion:
@@ -75,7 +77,12 @@ class Fusion:
             dict(c.get("prior_weight", {})),
             np.asarray(c["log_prior"], np.float32),
             {k: bool(v) for k, v in c.get("mirror", {}).items()},
+            {k: float(v) for k, v in c.get("temperature", {}).items()},
         )
+
+    def calibrate(self, name: str, score: np.ndarray) -> np.ndarray:
+        """(B, C) log-score of `name` ("stroke" | "cnn" | "fused") -> log-probabilities at its temperature."""
+        return log_softmax(score / self.temperature.get(name, 1.0))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -186,7 +193,7 @@ class Classifier:
 
     def _calibrated(self, name: str, logits: np.ndarray) -> np.ndarray:
         g = self.fusion.prior_weight.get(name, 0.0)
-        return log_softmax(log_softmax(logits) + g * self.fusion.log_prior)
+        return self.fusion.calibrate(name, log_softmax(logits) + g * self.fusion.log_prior)
 
     def combine(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Raw model log-probabilities {name: (B, C)} -> calibrated log-probabilities of each model and "fused"."""
@@ -195,7 +202,9 @@ class Classifier:
             out["fused"] = next(iter(out.values()))
             return out
         score = sum(self.fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
-        out["fused"] = log_softmax(score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior)
+        out["fused"] = self.fusion.calibrate(
+            "fused", score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior
+        )
         return out
 
     def raster_views(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,13 +289,14 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
         inputs={name: ["B", len(classes)] for name in MODEL_NAMES},
         outputs={"fused": ["B", len(classes)]},
         input_format="log-softmax of each classifier's logits (mean over the drawing and its mirror where `mirror`); "
-        "fused = sum_m w_m * logp_m + g * log_prior",
+        "fused = sum_m w_m * logp_m + g * log_prior; every output then log_softmax(score / temperature)",
         preprocessing_version=PREPROCESSING_VERSION,
         config={
             "weights": fusion.weights,
             "prior_weight": fusion.prior_weight,
             "log_prior": [round(float(v), 5) for v in fusion.log_prior],
             "mirror": fusion.mirror,
+            "temperature": fusion.temperature,
         },
         metrics=metrics,
         **(extra or {}),

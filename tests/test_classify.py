@@ -130,6 +130,26 @@ def test_fusion_weights_and_prior_are_applied(models_dir):
     np.testing.assert_allclose(out["cnn"], raw["cnn"], atol=1e-5)
 
 
+def test_temperatures_change_the_probabilities_not_the_ranking(models_dir):
+    log_prior = np.zeros(C, np.float32)
+    plain = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior)
+    tempered = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior, temperature={"stroke": 2.0, "fused": 0.5})
+    save_fusion(models_dir / "fusion.json", plain, CLASSES, {"valid": {}})
+    before = Classifier.load(models_dir)
+    assert before.fusion.temperature == {}  # a fusion.json without temperatures: 1 everywhere
+    save_fusion(models_dir / "fusion.json", tempered, CLASSES, {"valid": {}})
+    after = Classifier.load(models_dir)
+    assert after.problems == [] and after.fusion.temperature == {"stroke": 2.0, "fused": 0.5}
+    raw = after.raw_log_probs([from_canvas(_drawing())])
+    a, b = before.combine(raw), after.combine(raw)
+    np.testing.assert_allclose(b["stroke"], log_softmax(a["stroke"] / 2.0), atol=1e-5)
+    np.testing.assert_allclose(b["fused"], log_softmax(a["fused"] / 0.5), atol=1e-5)
+    np.testing.assert_allclose(b["cnn"], a["cnn"], atol=1e-6)
+    for name in a:
+        assert (np.argsort(-a[name][0], kind="stable") == np.argsort(-b[name][0], kind="stable")).all()
+    assert np.exp(b["fused"]).max() > np.exp(a["fused"]).max() and np.exp(b["stroke"]).max() < np.exp(a["stroke"]).max()
+
+
 def test_one_broken_model_still_classifies(models_dir):
     (models_dir / "stroke.onnx").write_bytes(b"not an onnx file")
     clf = Classifier.load(models_dir)

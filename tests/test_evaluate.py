@@ -10,7 +10,7 @@ import pytest
 
 from sketchlab.data import fingerprint
 from sketchlab.runtime import Manifest
-from training.evaluate import Tally, auto_split, bitmap_class_hits, main, ranking_metrics, read_split
+from training.evaluate import Reliability, Tally, auto_split, bitmap_class_hits, main, ranking_metrics, read_split
 
 
 def test_read_split_keeps_the_games_recognized_flag(tmp_path):
@@ -82,3 +82,18 @@ def test_tally_adds_up_batches_to_the_metrics_of_all_at_once():
     part = ranking_metrics(log_probs[labels < 3], labels[labels < 3], classes)
     assert tally.subset(keep) == {k: part[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
     assert Tally(12).metrics(classes)["n"] == 0 and Tally(12).subset(keep) == {"n": 0}
+
+
+def test_reliability_adds_up_batches_and_measures_the_confidence_gap():
+    rng = np.random.default_rng(0)
+    log_probs = np.log(rng.dirichlet(np.ones(6), size=200))
+    labels = rng.integers(0, 6, 200)
+    whole = Reliability().add(log_probs, labels).metrics()
+    parts = Reliability().add(log_probs[:77], labels[:77]).add(log_probs[77:], labels[77:]).metrics()
+    assert parts == pytest.approx(whole)
+    assert whole["top1"] == (log_probs.argmax(axis=1) == labels).mean()
+    sure_and_right = np.log(np.eye(6)[labels] * (1 - 6e-9) + 1e-9)
+    assert Reliability().add(sure_and_right, labels).metrics()["ece"] < 1e-6
+    half = np.log(np.full((4, 2), 0.5))  # 50% sure, right 1 time in 4: a gap of 0.25
+    assert Reliability().add(half, np.array([0, 1, 1, 1])).metrics()["ece"] == pytest.approx(0.25)
+    assert Reliability().metrics() == {"n": 0}

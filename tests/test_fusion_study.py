@@ -73,3 +73,22 @@ def test_fusion_keeps_mirroring_within_the_latency_budget():
     fusion, report = tune_mirror(views, labels, prior, classes, budget_ms=MIRROR_COST["cnn"])
     assert fusion.mirror == {"stroke": False, "cnn": True}
     assert sum(not c["within_budget"] for c in report["mirror_choices"]) == 2  # reported all the same
+
+
+def test_temperatures_make_the_validation_probabilities_honest():
+    from sketchlab.classify import Classifier, Fusion, log_softmax
+    from training.fuse import fit_temperatures
+
+    rng = np.random.default_rng(0)
+    z = 3 * rng.normal(size=(4000, 10))  # true log-odds; labels drawn from softmax(z), so softmax(z) is calibrated
+    p = np.exp(log_softmax(z))
+    labels = (rng.random((4000, 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+    shy, sure = log_softmax(0.5 * z), log_softmax(1.6 * z)  # under- and over-confident models
+    fusion = Fusion({"stroke": 0.5, "cnn": 0.5}, {}, np.zeros(10, np.float32))
+    clf = Classifier({}, fusion, [str(i) for i in range(10)], [], parallel=False)
+    fitted, report = fit_temperatures(clf, fusion, {"stroke": (shy, shy), "cnn": (sure, sure)}, labels)
+    assert abs(fitted.temperature["stroke"] - 0.5) <= 0.1 and abs(fitted.temperature["cnn"] - 1.6) <= 0.15
+    assert fitted.weights == fusion.weights and set(fitted.temperature) == {"stroke", "cnn", "fused"}
+    for name in ("stroke", "cnn"):
+        assert report[name]["after"]["ece"] < report[name]["before"]["ece"]
+        assert report[name]["after"]["top1"] == report[name]["before"]["top1"]  # the ranking does not move

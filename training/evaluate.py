@@ -35,6 +35,7 @@ from sketchlab.split import Split
 
 BATCH = 512  # drawings per ONNX call
 TOP_K = (1, 3, 5)
+CONFIDENCE_BINS = 15  # equal-width bins of the top guess's probability, for the calibration error
 # Items a class that `read_split` / `read_bitmaps` callers hold in memory (fusion tuning, plots): every one of the
 # shared data (its largest class has ~450 in a split), a bounded, class-balanced sample of a full download.
 MAX_PER_CLASS = 1000
@@ -99,6 +100,42 @@ class Tally:
             return {"n": 0}
         full = part.metrics([str(i) for i in range(part.n_classes)])
         return {k: full[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
+
+
+@dataclass
+class Reliability:
+    """How sure the top guess is against how often it is right, in CONFIDENCE_BINS equal bins of confidence, added up
+    batch by batch. `metrics()["ece"]` is the expected calibration error (Guo et al. 2017): the mean gap between
+    confidence and accuracy, weighted by the items in each bin; 0 when the probabilities the app shows are honest."""
+
+    n: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS, np.int64))  # items per bin
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS))  # sum of top-1 probabilities
+    correct: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS))  # top-1 guesses that were right
+    nll: float = 0.0  # sum of -log p(true class)
+
+    def add(self, log_probs: np.ndarray, labels: np.ndarray) -> Reliability:
+        """Count a batch: (B, C) log-probabilities, (B,) labels."""
+        if len(labels):
+            confidence = np.exp(log_probs.max(axis=1))
+            right = log_probs.argmax(axis=1) == labels
+            bins = np.minimum((confidence * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
+            self.n += np.bincount(bins, minlength=CONFIDENCE_BINS)
+            self.confidence += np.bincount(bins, weights=confidence, minlength=CONFIDENCE_BINS)
+            self.correct += np.bincount(bins, weights=right, minlength=CONFIDENCE_BINS)
+            self.nll -= float(log_probs[np.arange(len(labels)), labels].sum())
+        return self
+
+    def metrics(self) -> dict:
+        total = int(self.n.sum())
+        if total == 0:
+            return {"n": 0}
+        return {
+            "n": total,
+            "ece": float(np.abs(self.confidence - self.correct).sum() / total),
+            "mean_confidence": float(self.confidence.sum() / total),
+            "top1": float(self.correct.sum() / total),
+            "nll": self.nll / total,
+        }
 
 
 def ranking_metrics(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
@@ -207,11 +244,13 @@ def evaluate(
 
     names = [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
     drawings = {name: Tally(n) for name in names}
+    reliability = {name: Reliability() for name in names}  # of the probabilities the app shows
     by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
     for prepared, labels, recognized in iter_split(root, "simplified", split, index):
         s = scores(clf, prepared)
         for name in names:
             drawings[name].add(s[name], labels)
+            reliability[name].add(s[name], labels)
         for flag, tally in by_verdict.items():
             tally.add(s["fused"][recognized == flag], labels[recognized == flag])
     out |= {name: drawings[name].metrics(classes) for name in names}
@@ -245,6 +284,7 @@ def evaluate(
     for flag, word in ((True, "recognized"), (False, "unrecognized")):
         summary[f"fused_rich_{word}"] = by_verdict[flag].subset(rich)
     summary["macro_top5_all"] = {k: out[k]["macro_top5"] for k in out}
+    summary["calibration"] = {name: r.metrics() for name, r in reliability.items()}
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
     return out, summary
@@ -332,6 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     for k in ("stroke_rich", "cnn_rich", "fused_rich", "fused_rich_recognized", "fused_rich_unrecognized"):
         if k in summary:
             print(f"{k:10s} {json.dumps(summary[k])}")
+    for k, c in summary["calibration"].items():
+        if c["n"]:
+            print(
+                f"calibration {k}: ece={c['ece']:.4f} mean_confidence={c['mean_confidence']:.4f} top1={c['top1']:.4f}"
+            )
 
 
 if __name__ == "__main__":
