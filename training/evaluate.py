@@ -324,9 +324,11 @@ def update_manifests(models_dir: Path, out: dict, summary: dict) -> None:
             continue
         manifest = Manifest.load(path)
         manifest.metrics["test"] = {k: strip[k] for k in keys if k in strip}
-        rich_key = {"stroke": "stroke_rich", "cnn": "cnn_rich", "fusion": "fused_rich"}[name]
-        if rich_key in summary:
-            manifest.metrics["test"]["rich_classes"] = summary[rich_key]
+        output = {"stroke": "stroke", "cnn": "cnn", "fusion": "fused"}[name]
+        if f"{output}_rich" in summary:
+            manifest.metrics["test"]["rich_classes"] = summary[f"{output}_rich"]
+        if output in summary.get("calibration", {}):
+            manifest.metrics["test"]["calibration"] = summary["calibration"][output]
         manifest.save(path)
 
 
