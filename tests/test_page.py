@@ -43,6 +43,9 @@ def test_guesses_html_empty_state_result_and_message():
     assert "Draw something" in guesses_html(None) and 'data-seq="0"' in guesses_html(None)
     page = guesses_html(RESULT, seq=7)
     assert 'data-seq="7"' in page and page.count('class="guess"') == 5 and "dog" in page
+    assert "I think it is" in page  # dog at 60%
+    unsure = guesses_html({**RESULT, "fused": [{"word": "dog", "prob": 0.3}, *RESULT["fused"][1:]]})
+    assert "Not sure yet. Maybe <b" in unsure and "I think" not in unsure
     assert "&lt;b&gt;" in guesses_html(None, 1, message="<b>broken</b>")
     assert 'data-seq="0"' in guesses_html(None, float("nan"))
 
