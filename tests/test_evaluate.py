@@ -88,12 +88,22 @@ def test_reliability_adds_up_batches_and_measures_the_confidence_gap():
     rng = np.random.default_rng(0)
     log_probs = np.log(rng.dirichlet(np.ones(6), size=200))
     labels = rng.integers(0, 6, 200)
-    whole = Reliability().add(log_probs, labels).metrics()
-    parts = Reliability().add(log_probs[:77], labels[:77]).add(log_probs[77:], labels[77:]).metrics()
+    whole = Reliability(6).add(log_probs, labels).metrics()
+    parts = Reliability(6).add(log_probs[:77], labels[:77]).add(log_probs[77:], labels[77:]).metrics()
     assert parts == pytest.approx(whole)
     assert whole["top1"] == (log_probs.argmax(axis=1) == labels).mean()
+    assert whole["nll"] == pytest.approx(-log_probs[np.arange(200), labels].mean())
     sure_and_right = np.log(np.eye(6)[labels] * (1 - 6e-9) + 1e-9)
-    assert Reliability().add(sure_and_right, labels).metrics()["ece"] < 1e-6
+    assert Reliability(6).add(sure_and_right, labels).metrics()["ece"] < 1e-6
     half = np.log(np.full((4, 2), 0.5))  # 50% sure, right 1 time in 4: a gap of 0.25
-    assert Reliability().add(half, np.array([0, 1, 1, 1])).metrics()["ece"] == pytest.approx(0.25)
-    assert Reliability().metrics() == {"n": 0}
+    assert Reliability(2).add(half, np.array([0, 1, 1, 1])).metrics()["ece"] == pytest.approx(0.25)
+    assert Reliability(6).metrics() == {"n": 0}
+
+
+def test_reliability_per_class_weighs_every_class_the_same():
+    # class 0: three drawings guessed right at 90%; class 1: one drawing guessed wrong (as class 0) at 90%
+    log_probs = np.log(np.array([[0.9, 0.1]] * 4))
+    m = Reliability(2).add(log_probs, np.array([0, 0, 0, 1])).metrics()
+    assert m["ece"] == pytest.approx((3.6 - 3) / 4)  # one bin: 3.6 expected right, 3 were
+    assert m["ece_classes"] == pytest.approx(abs((2.7 - 3) / 3 + (0.9 - 0) / 1) / 2)
+    assert m["nll_classes"] == pytest.approx((-np.log(0.9) - np.log(0.1)) / 2)

@@ -104,37 +104,54 @@ class Tally:
 
 @dataclass
 class Reliability:
-    """How sure the top guess is against how often it is right, in CONFIDENCE_BINS equal bins of confidence, added up
-    batch by batch. `metrics()["ece"]` is the expected calibration error (Guo et al. 2017): the mean gap between
-    confidence and accuracy, weighted by the items in each bin; 0 when the probabilities the app shows are honest."""
+    """How sure the top guess is against how often it is right, per class and in CONFIDENCE_BINS equal bins of
+    confidence, added up batch by batch. `metrics()` gives the expected calibration error (Guo et al. 2017: the gap
+    between confidence and accuracy in each bin, weighted by the bin's share of the items; 0 when the probabilities
+    the app shows are honest) and the negative log-likelihood, each over the drawings as they come (`ece`, `nll`)
+    and with every class weighing the same (`ece_classes`, `nll_classes`), as a player's drawings do: the game
+    prompts every category equally often."""
 
-    n: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS, np.int64))  # items per bin
-    confidence: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS))  # sum of top-1 probabilities
-    correct: np.ndarray = field(default_factory=lambda: np.zeros(CONFIDENCE_BINS))  # top-1 guesses that were right
-    nll: float = 0.0  # sum of -log p(true class)
+    n_classes: int
+    n: np.ndarray = field(init=False)  # (C, CONFIDENCE_BINS) items of each class whose top guess falls in each bin
+    confidence: np.ndarray = field(init=False)  # (C, CONFIDENCE_BINS) sum of the top guess's probability
+    correct: np.ndarray = field(init=False)  # (C, CONFIDENCE_BINS) items whose top guess was right
+    nll: np.ndarray = field(init=False)  # (C,) sum of -log p(true class)
+
+    def __post_init__(self) -> None:
+        shape = (self.n_classes, CONFIDENCE_BINS)
+        self.n, self.confidence, self.correct = np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape)
+        self.nll = np.zeros(self.n_classes)
 
     def add(self, log_probs: np.ndarray, labels: np.ndarray) -> Reliability:
         """Count a batch: (B, C) log-probabilities, (B,) labels."""
         if len(labels):
             confidence = np.exp(log_probs.max(axis=1))
             right = log_probs.argmax(axis=1) == labels
-            bins = np.minimum((confidence * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1)
-            self.n += np.bincount(bins, minlength=CONFIDENCE_BINS)
-            self.confidence += np.bincount(bins, weights=confidence, minlength=CONFIDENCE_BINS)
-            self.correct += np.bincount(bins, weights=right, minlength=CONFIDENCE_BINS)
-            self.nll -= float(log_probs[np.arange(len(labels)), labels].sum())
+            cell = labels * CONFIDENCE_BINS + np.minimum(
+                (confidence * CONFIDENCE_BINS).astype(np.int64), CONFIDENCE_BINS - 1
+            )
+            size = self.n.size
+            self.n += np.bincount(cell, minlength=size).reshape(self.n.shape)
+            self.confidence += np.bincount(cell, weights=confidence, minlength=size).reshape(self.n.shape)
+            self.correct += np.bincount(cell, weights=right, minlength=size).reshape(self.n.shape)
+            self.nll -= np.bincount(labels, weights=log_probs[np.arange(len(labels)), labels], minlength=self.n_classes)
         return self
 
     def metrics(self) -> dict:
-        total = int(self.n.sum())
+        per_class = self.n.sum(axis=1)
+        total, has = int(per_class.sum()), per_class > 0
         if total == 0:
             return {"n": 0}
+        weight = 1.0 / (per_class[has, None] * has.sum())  # each class with items weighs the same
+        gap = self.confidence - self.correct
         return {
             "n": total,
-            "ece": float(np.abs(self.confidence - self.correct).sum() / total),
+            "ece": float(np.abs(gap.sum(axis=0)).sum() / total),
+            "ece_classes": float(np.abs((gap[has] * weight).sum(axis=0)).sum()),
             "mean_confidence": float(self.confidence.sum() / total),
             "top1": float(self.correct.sum() / total),
-            "nll": self.nll / total,
+            "nll": float(self.nll.sum() / total),
+            "nll_classes": float((self.nll[has] * weight[:, 0]).sum()),
         }
 
 
@@ -244,7 +261,7 @@ def evaluate(
 
     names = [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
     drawings = {name: Tally(n) for name in names}
-    reliability = {name: Reliability() for name in names}  # of the probabilities the app shows
+    reliability = {name: Reliability(n) for name in names}  # of the probabilities the app shows
     by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
     for prepared, labels, recognized in iter_split(root, "simplified", split, index):
         s = scores(clf, prepared)
@@ -256,8 +273,11 @@ def evaluate(
     out |= {name: drawings[name].metrics(classes) for name in names}
 
     raw = Tally(n)
+    reliability["fused_raw"] = Reliability(n)
     for prepared, labels, _ in iter_split(root, "raw", split, index):
-        raw.add(scores(clf, prepared)["fused"], labels)
+        fused = scores(clf, prepared)["fused"]
+        raw.add(fused, labels)
+        reliability["fused_raw"].add(fused, labels)
     out["fused_raw"] = raw.metrics(classes)
 
     if "cnn" in clf.models:
@@ -377,7 +397,8 @@ def main(argv: list[str] | None = None) -> None:
     for k, c in summary["calibration"].items():
         if c["n"]:
             print(
-                f"calibration {k}: ece={c['ece']:.4f} mean_confidence={c['mean_confidence']:.4f} top1={c['top1']:.4f}"
+                f"calibration {k}: ece={c['ece']:.4f} ece_classes={c['ece_classes']:.4f} "
+                f"mean_confidence={c['mean_confidence']:.4f} top1={c['top1']:.4f}"
             )
 
 
