@@ -179,9 +179,9 @@ def fit_temperatures(
     lowest negative log-likelihood of the validation labels, every class weighing the same (`nll_classes`). The
     validation drawings are 76% rich-class ones, whose guesses are right more often at the same confidence, so the
     plain mean would fit their temperature, not a player's. Reports the calibration before and after."""
-    clf.fusion = dataclasses.replace(fusion, temperature={})
+    untempered = Classifier(clf.models, dataclasses.replace(fusion, temperature={}), clf.classes, [], parallel=False)
     temperature, report = {}, {}
-    for name, lp in clf.combine(chosen_views(views, fusion.mirror)).items():
+    for name, lp in untempered.combine(chosen_views(views, fusion.mirror)).items():
         calibration = {
             float(t): Reliability(lp.shape[1]).add(log_softmax(lp / t), labels).metrics() for t in TEMPERATURE_GRID
         }
