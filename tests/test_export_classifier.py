@@ -10,6 +10,7 @@ import onnx
 import pytest
 import torch
 
+from sketchlab.prepare import PREPROCESSING_VERSION, stale_steps
 from sketchlab.runtime import load_onnx
 from training.classifier_data import synthetic_cache
 from training.export_classifier import check_shapes
@@ -109,3 +110,19 @@ def test_manifests_carry_what_serving_needs(exported):
     assert "valid_best_epoch" in cnn.metrics and cnn.data["sources"]
     assert "fingerprint" in cnn.data and "fingerprint" in stroke.data  # how training.evaluate knows the training data
     assert (exported / "models" / "stroke.onnx").stat().st_size < 10e6
+
+
+def test_export_stamps_the_preprocessing_the_checkpoint_trained_on(exported, tmp_path):
+    ckpt = load_checkpoint(exported / "cnn" / "best.pt")
+    assert ckpt["data"]["preprocessing_version"] == PREPROCESSING_VERSION
+    assert load_onnx(exported / "models" / "cnn.onnx").manifest.data["init"] is None  # trained from scratch
+    ckpt["data"]["preprocessing_version"] = "qd-simplify-1/raster-1"  # as if trained before the rasterizer changed
+    torch.save(ckpt, tmp_path / "old.pt")
+    code = (
+        "from pathlib import Path; from training.export_classifier import export_one; "
+        f"export_one('cnn', Path({str(tmp_path / 'old.pt')!r}), Path({str(tmp_path / 'models')!r}))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    manifest = load_onnx(tmp_path / "models" / "cnn.onnx").manifest
+    assert manifest.preprocessing_version == "qd-simplify-1/raster-1"
+    assert stale_steps(manifest.preprocessing_version) == ["raster"]  # so the app warns that it is stale

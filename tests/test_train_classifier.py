@@ -31,6 +31,7 @@ from training.models_classifier import (
     conv_lengths,
 )
 from training.train_classifier import (
+    init_record,
     load_checkpoint,
     logit_adjustment,
     mirrored_classes,
@@ -275,6 +276,22 @@ def test_training_with_mirroring_of_the_data_poor_classes_runs(cache_path, tmp_p
         cfg = tiny_config(cache_path, tmp_path / model, model=model, epochs=1, mirror=1, mirror_below=20)
         train(cfg)
         assert load_checkpoint(tmp_path / model / "last.pt")["epoch"] == 1
+
+
+def test_checkpoints_record_the_preprocessing_and_where_a_phase_started(cache_path, tmp_path):
+    from sketchlab.prepare import PREPROCESSING_VERSION
+
+    train(tiny_config(cache_path, tmp_path / "one", model="cnn", epochs=1))
+    first = load_checkpoint(tmp_path / "one" / "last.pt")["data"]
+    assert first["preprocessing_version"] == PREPROCESSING_VERSION and "init" not in first
+    train(tiny_config(cache_path, tmp_path / "two", model="cnn", epochs=1, init=str(tmp_path / "one" / "best.pt")))
+    second = load_checkpoint(tmp_path / "two" / "last.pt")["data"]["init"]
+    assert second["checkpoint"].endswith("best.pt") and second["recipe"] == "shipped" and second["epochs"] == 1
+    assert second["preprocessing_version"] == PREPROCESSING_VERSION and second["init"] is None
+    train(tiny_config(cache_path, tmp_path / "three", model="cnn", epochs=1, init=str(tmp_path / "two" / "last.pt")))
+    chain = load_checkpoint(tmp_path / "three" / "last.pt")["data"]["init"]
+    assert chain["init"] == second  # the lineage goes back to training from scratch
+    assert init_record(str(tmp_path / "missing.pt")) is None
 
 
 def test_topk_counts_and_summary():

@@ -114,7 +114,7 @@ def export_one(
         inputs=INPUTS[kind],
         outputs={"logits": ["B", len(classes)]},
         input_format=FORMATS[kind],
-        preprocessing_version=PREPROCESSING_VERSION,
+        preprocessing_version=data.get("preprocessing_version", PREPROCESSING_VERSION),
         scale_factor=float(scale) if kind == "stroke" else None,
         config={**cfg, "max_points": cfg["max_points"]},
         data={
@@ -126,6 +126,7 @@ def export_one(
             "fingerprint": data["fingerprint"],  # of the folder it trained on: how training.evaluate knows it
             # (C,) simplified training drawings per class, in `classes` order: the prior training.fuse corrects by
             "train_counts": data["train_counts"],
+            "init": data.get("init"),  # the checkpoint a fine-tuning phase started from, and its own (None: scratch)
         },
         metrics={"valid_best_epoch": {k: v for k, v in best.items() if isinstance(v, (int, float))}},
         git_commit=git_commit(),
@@ -153,11 +154,12 @@ def _data_from_cache(cfg: dict) -> dict:
     """`train_classifier.training_data` re-made from the training cache, for checkpoints that do not hold it."""
     from training.classifier_config import TrainConfig
     from training.classifier_data import load_or_build
-    from training.train_classifier import training_data, training_pool
+    from training.train_classifier import init_record, training_data, training_pool
 
     cache = load_or_build(cfg["data"], cfg["cache"])
     pool = training_pool(TrainConfig(**{**cfg, "limit_train": 0}), cache)
-    return training_data(cfg["data"], cache, pool, None, cache.scale(), cfg["model"])
+    data = training_data(cfg["data"], cache, pool, None, cache.scale(), cfg["model"])
+    return data | ({"init": init_record(cfg["init"])} if cfg.get("init") else {})
 
 
 def main(argv: list[str] | None = None) -> None:

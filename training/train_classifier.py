@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
 from sketchlab.data import fingerprint, read_categories
+from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.split import Split
 from training import distributed, stream
 from training.classifier_config import RASTER_WARP, TrainConfig, resolve
@@ -304,8 +305,9 @@ def training_data(root: str, cache: Cache, pool, scfg: stream.StreamConfig | Non
     the data (a full download cannot be cached) and may run where the data is not: the classes in output order, the
     offset scale factor the stroke inputs were divided by, the training items, the simplified training drawings per
     class (the class prior of held-out drawings, which `training.fuse` corrects with) and the folder's fingerprint
-    (how `training.evaluate` recognises it). Exact from the cache; estimated from the file sizes when streamed
-    (`stream.split_class_counts`)."""
+    (how `training.evaluate` recognises it), and the preprocessing version the drawings went through (the manifest
+    stamps this one, so a model trained on older preprocessing is flagged stale at load). Exact from the cache;
+    estimated from the file sizes when streamed (`stream.split_class_counts`)."""
     if scfg is None:
         train_items = len(pool) if model == "stroke" else len(pool[1])
         counts = cache.counts(Split.TRAIN, (SIMPLIFIED,))
@@ -319,6 +321,24 @@ def training_data(root: str, cache: Cache, pool, scfg: stream.StreamConfig | Non
         "train_counts": [int(round(c)) for c in counts],
         "data_mode": "cache" if scfg is None else "stream",
         "fingerprint": fingerprint(root),
+        "preprocessing_version": PREPROCESSING_VERSION if scfg is not None else cache.preprocessing_version,
+    }
+
+
+def init_record(path: str) -> dict | None:
+    """Where a fine-tuning phase's weights came from, for its manifest: the checkpoint it started from, that run's
+    recipe and epochs, the preprocessing it trained on (None where the checkpoint predates that record) and, in
+    turn, where that one started from. None for no path or a file that is not there."""
+    if not path or not Path(path).is_file():
+        return None
+    ckpt = load_checkpoint(path)
+    data = ckpt.get("data") or {}
+    return {
+        "checkpoint": str(path),
+        "recipe": ckpt["config"]["recipe"],
+        "epochs": ckpt["epoch"],
+        "preprocessing_version": data.get("preprocessing_version"),
+        "init": data["init"] if "init" in data else init_record(ckpt["config"].get("init", "")),
     }
 
 
@@ -376,6 +396,8 @@ def train(cfg: TrainConfig) -> dict:
     valid = validation_sets(cfg, cache)
     adjust = logit_adjustment(cfg, cache, pool, scfg)
     data = training_data(cfg.data, cache, pool, scfg, scale, cfg.model) if info.is_main else {}
+    if cfg.init and info.is_main:
+        data["init"] = init_record(cfg.init)
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
