@@ -325,13 +325,14 @@ def training_data(root: str, cache: Cache, pool, scfg: stream.StreamConfig | Non
     }
 
 
-def init_record(path: str) -> dict | None:
-    """Where a fine-tuning phase's weights came from, for its manifest: the checkpoint it started from, that run's
-    recipe and epochs, the preprocessing it trained on (None where the checkpoint predates that record) and, in
-    turn, where that one started from. None for no path or a file that is not there."""
-    if not path or not Path(path).is_file():
-        return None
-    ckpt = load_checkpoint(path)
+def init_record(path: str, ckpt: dict | None = None) -> dict | None:
+    """Where a fine-tuning phase's weights came from, for its manifest: the checkpoint it started from (`ckpt`, read
+    from `path` when not given), that run's recipe and epochs, the preprocessing it trained on (None where the
+    checkpoint predates that record) and, in turn, where that one started from. None for no path or no file."""
+    if ckpt is None:
+        if not path or not Path(path).is_file():
+            return None
+        ckpt = load_checkpoint(path)
     data = ckpt.get("data") or {}
     return {
         "checkpoint": str(path),
@@ -396,16 +397,17 @@ def train(cfg: TrainConfig) -> dict:
     valid = validation_sets(cfg, cache)
     adjust = logit_adjustment(cfg, cache, pool, scfg)
     data = training_data(cfg.data, cache, pool, scfg, scale, cfg.model) if info.is_main else {}
-    if cfg.init and info.is_main:
-        data["init"] = init_record(cfg.init)
+    init = load_checkpoint(cfg.init) if cfg.init else None  # a fine-tuning phase starts from these weights
+    if init is not None and info.is_main:
+        data["init"] = init_record(cfg.init, init)
 
     cfg.model_config = {**cfg.model_config, "n_classes": len(cache.classes)}  # one output per class of the data
     torch.manual_seed(cfg.seed)
     model = build(cfg.model, cfg.model_config).to(info.device)
     if cfg.model == "cnn":
         model = model.to(memory_format=torch.channels_last)
-    if cfg.init:
-        model.load_state_dict(load_checkpoint(cfg.init)["model"])
+    if init is not None:
+        model.load_state_dict(init["model"])
     opt, sched = make_optimizer(cfg, model)
     state = {"epoch": 0, "history": [], "best_score": -1.0, "bad_epochs": 0, "elapsed_s": 0.0}
     last = out / "last.pt"
