@@ -11,8 +11,8 @@ import numpy as np
 
 from .errors import DrawingError
 from .raster import rasterize
-from .simplify import align_and_scale
-from .strokes import Drawing, from_stroke3
+from .simplify import align_and_scale, simplify
+from .strokes import Drawing, from_stroke3, to_stroke3
 
 SCALE_RANGE = 0.15  # sketch-rnn's random_scale_factor: x and y each scaled by 1 +- 0.15
 ROTATION_DEGREES = 15.0  # players draw with small tilts; more would turn a "6" into a "9"
@@ -72,6 +72,26 @@ def random_mirror(stroke3: np.ndarray, rng: np.random.Generator, prob: float = 0
     if rng.random() < prob:
         out[:, 0] = -out[:, 0]
     return out
+
+
+def random_prefix(stroke3: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+    """With probability `prob`, the drawing as it stood after its first k strokes (k uniform in 1..n-1), framed again
+    as the app frames a drawing in progress (`sketchlab.simplify`: aligned to the top-left, scaled so its longer side
+    spans 0..255, simplified): the live guesses see such prefixes at every stroke, never the finished drawing until
+    the player stops. Otherwise, or for a one-stroke drawing, or a prefix too small to frame, the drawing as it is.
+    Stroke-3 in simplified pixels, in and out. Draws no random number when `prob` is 0, so recipes without it
+    reproduce exactly."""
+    out = np.array(stroke3, dtype=np.float32)
+    if prob <= 0:
+        return out
+    drawing = from_stroke3(out)
+    if len(drawing) < 2 or rng.random() >= prob:
+        return out
+    k = int(rng.integers(1, len(drawing)))
+    try:
+        return to_stroke3(simplify(drawing[:k]))
+    except DrawingError:  # a prefix of coinciding points: nothing the canvas would frame either
+        return out
 
 
 def augment_stroke3(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -7,10 +7,12 @@ from sketchlab.augment import (
     augmented_raster,
     drop_points,
     drop_strokes,
+    random_prefix,
     random_rotate,
     random_scale,
 )
 from sketchlab.raster import rasterize
+from sketchlab.simplify import simplify
 from sketchlab.strokes import from_stroke3, to_stroke3
 
 
@@ -79,3 +81,29 @@ def test_augmented_raster_redraws_a_changed_copy_in_the_official_frame(simplifie
 def test_augmented_raster_of_a_single_point_draws_the_point():
     dot = np.array([[100.0, 100.0, 1.0]], dtype=np.float32)
     np.testing.assert_array_equal(augmented_raster(dot, np.random.default_rng(0)), rasterize([np.array([[100, 100]])]))
+
+
+def test_random_prefix_is_the_drawing_so_far_framed_as_the_canvas_frames_it(simplified_cat):
+    s3 = to_stroke3(simplified_cat)
+    n = len(simplified_cat)
+    assert n >= 3
+    seen = set()
+    for seed in range(30):
+        out = random_prefix(s3, np.random.default_rng(seed), 1.0)
+        cut = from_stroke3(out)
+        k = len(cut)
+        assert 1 <= k < n
+        np.testing.assert_array_equal(out, to_stroke3(simplify(simplified_cat[:k])))
+        points = np.concatenate(cut)
+        assert points.min() == 0 and points.max() == 255  # re-framed: its longer side spans 0..255 again
+        seen.add(k)
+    assert len(seen) > 1
+
+
+def test_random_prefix_leaves_the_rest_alone(simplified_cat):
+    s3 = to_stroke3(simplified_cat)
+    rng, fresh = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(random_prefix(s3, rng, 0.0), s3)
+    assert rng.random() == fresh.random()  # draws nothing when off: recipes without it reproduce exactly
+    one = to_stroke3(simplified_cat[:1])
+    np.testing.assert_array_equal(random_prefix(one, np.random.default_rng(0), 1.0), one)

@@ -248,6 +248,28 @@ def test_redraw_changes_drawings_only_and_at_its_rate(cache_path):
     assert 0.3 < (half != rasters).any(axis=(1, 2))[~bitmap].mean() < 0.7
 
 
+def test_prefixes_redraw_the_drawings_at_their_rate_and_leave_the_rest_as_before(cache_path):
+    cache = Cache.load(cache_path)
+    cache.bm_split[:] = 0
+    rasters, _, drawings = training_pool(TrainConfig(model="cnn", sources="simplified,bitmap"), cache)
+    idx = np.arange(len(rasters))
+    plain = Redraw(cache, drawings, 0.5, np.random.default_rng(0))(idx, rasters[idx])
+    unset = Redraw(cache, drawings, 0.5, np.random.default_rng(0), prefix=0.0)(idx, rasters[idx])
+    np.testing.assert_array_equal(unset, plain)  # prefix 0 draws nothing more: the shipped recipe reproduces
+    middle = (cache.offsets[:-1] + cache.offsets[1:]) // 2
+    cache.points[middle, 2] = 1  # the synthetic polygons in two strokes each, so that they have prefixes
+    cut = Redraw(cache, drawings, 0.0, np.random.default_rng(0), prefix=1.0)(idx, rasters[idx])
+    bitmap = drawings < 0
+    np.testing.assert_array_equal(cut[bitmap], rasters[bitmap])
+    assert (cut != rasters).any(axis=(1, 2))[~bitmap].mean() > 0.9
+
+
+def test_training_on_prefixes_runs(cache_path, tmp_path):
+    for model in ("stroke", "cnn"):
+        train(tiny_config(cache_path, tmp_path / model, model=model, epochs=1, prefix=0.3))
+        assert load_checkpoint(tmp_path / model / "last.pt")["config"]["prefix"] == 0.3
+
+
 def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):
     train(tiny_config(cache_path, tmp_path, model="cnn", epochs=1, redraw=0.5))
     ckpt = load_checkpoint(tmp_path / "last.pt")

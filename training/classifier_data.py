@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sketchlab import data as qd
-from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
+from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror, random_prefix
 from sketchlab.errors import DrawingError
 from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas, from_simplified
 from sketchlab.split import Split, split_of
@@ -269,9 +269,11 @@ def stroke_batches(
     rank: int = 0,
     world: int = 1,
     mirror: np.ndarray | None = None,
+    prefix: float = 0.0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
-    (and mirrored left-right half the time in the classes `mirror`, a (C,) bool array, marks)."""
+    (cut to a prefix of its strokes with probability `prefix`, and mirrored left-right half the time in the classes
+    `mirror`, a (C,) bool array, marks)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
         if len(idx) == 0:  # a short final evaluation batch can leave a rank nothing
@@ -280,7 +282,7 @@ def stroke_batches(
         for i in idx:
             s = cache.stroke3(i)
             if rng is not None:
-                s = augment_stroke3(s, rng)
+                s = augment_stroke3(random_prefix(s, rng, prefix), rng)
                 if mirror is not None and mirror[cache.label[i]]:
                     s = random_mirror(s, rng)
             seqs.append(stroke_tensor(s, scale, max_points))
@@ -291,18 +293,26 @@ def stroke_batches(
 @dataclass
 class Redraw:
     """Re-draws a training item's raster from an augmented copy of its strokes (`sketchlab.augment.augmented_raster`)
-    with probability `prob`, each time the item is drawn; Google's bitmaps, which come without strokes, stay as
-    they are."""
+    with probability `prob`, each time the item is drawn, and from a prefix of its strokes
+    (`sketchlab.augment.random_prefix`) with probability `prefix`; Google's bitmaps, which come without strokes, stay
+    as they are."""
 
     cache: Cache
     drawing: np.ndarray  # (K,) int64: each pool item's drawing index in the cache, -1 for a Google bitmap
     prob: float
     rng: np.random.Generator
+    prefix: float = 0.0
 
     def __call__(self, idx: np.ndarray, images: np.ndarray) -> np.ndarray:
         """Pool indices (B,) and their (B, 28, 28) uint8 rasters (a copy, changed in place) -> the rasters."""
         source = self.drawing[idx]
-        for j in np.flatnonzero((source >= 0) & (self.rng.random(len(idx)) < self.prob)):
+        chosen = (source >= 0) & (self.rng.random(len(idx)) < self.prob)
+        if self.prefix > 0:  # drawn only then, so that runs without prefixes reproduce exactly
+            cut = (source >= 0) & (self.rng.random(len(idx)) < self.prefix)
+            for j in np.flatnonzero(cut):
+                images[j] = augmented_raster(random_prefix(self.cache.stroke3(int(source[j])), self.rng, 1.0), self.rng)
+            chosen &= ~cut
+        for j in np.flatnonzero(chosen):
             images[j] = augmented_raster(self.cache.stroke3(int(source[j])), self.rng)
         return images
 

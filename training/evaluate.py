@@ -56,9 +56,12 @@ class Tally:
 
     def add(self, log_probs: np.ndarray, labels: np.ndarray) -> Tally:
         """Count a batch: (B, C) scores, (B,) labels. Ties count in the model's favour."""
+        true = log_probs[np.arange(len(labels)), labels][:, None]
+        return self.add_ranks((log_probs > true).sum(axis=1), labels)
+
+    def add_ranks(self, rank: np.ndarray, labels: np.ndarray) -> Tally:
+        """Count a batch by the true class's (B,) rank (0 = ranked first) and the (B,) labels."""
         if len(labels):
-            true = log_probs[np.arange(len(labels)), labels][:, None]
-            rank = (log_probs > true).sum(axis=1)  # 0 = ranked first
             self.n += np.bincount(labels, minlength=self.n_classes)
             for k in TOP_K:
                 self.hits[k] += np.bincount(labels, weights=rank < k, minlength=self.n_classes).astype(np.int64)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror
+from sketchlab.augment import augment_stroke3, augmented_raster, random_mirror, random_prefix
 from sketchlab.data import fingerprint, read_categories
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.split import Split
@@ -98,14 +98,17 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
         mirror = mirrored_classes(cfg, np.bincount(labels, minlength=len(cache.classes)))
     if cfg.model == "stroke":
         rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
-        batch_data = stroke_batches(cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror)
+        batch_data = stroke_batches(
+            cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror, cfg.prefix
+        )
         for x, lengths, y in batch_data:
             yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
     else:
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + info.rank)
         redraw = None
-        if train and cfg.augment and cfg.redraw > 0:
-            redraw = Redraw(cache, pool[2], cfg.redraw, np.random.default_rng([cfg.seed, epoch, info.rank, 1]))
+        if train and cfg.augment and (cfg.redraw > 0 or cfg.prefix > 0):
+            rng = np.random.default_rng([cfg.seed, epoch, info.rank, 1])
+            redraw = Redraw(cache, pool[2], cfg.redraw, rng, cfg.prefix)
         for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size, redraw):
             if train and cfg.augment:
                 x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
@@ -183,17 +186,28 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, bat
         for e in batch:
             s = e.stroke3
             if cfg.augment:
-                s = augment_stroke3(s, rng)
+                s = augment_stroke3(random_prefix(s, rng, cfg.prefix), rng)
                 s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
-    redraw = cfg.redraw if cfg.augment else 0.0  # as `Redraw` does for the cache
-    images = [augmented_raster(e.stroke3, rng) if redraw and rng.random() < redraw else e.raster for e in batch]
+    images = [stream_raster(cfg, e, rng) for e in batch]
     x = torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255.0)
     if cfg.augment:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
     return (x,), y
+
+
+def stream_raster(cfg: TrainConfig, example, rng: np.random.Generator) -> np.ndarray:
+    """A streamed drawing's (28, 28) uint8 training raster: re-drawn from a prefix of its strokes or from an augmented
+    copy of them as `Redraw` does for the cache, or the raster as made."""
+    if not cfg.augment:
+        return example.raster
+    if cfg.prefix > 0 and rng.random() < cfg.prefix:
+        return augmented_raster(random_prefix(example.stroke3, rng, 1.0), rng)
+    if cfg.redraw and rng.random() < cfg.redraw:
+        return augmented_raster(example.stroke3, rng)
+    return example.raster
 
 
 def stream_batch_iter(cfg: TrainConfig, scfg: stream.StreamConfig, info, scale: float, epoch: int, n_steps: int):

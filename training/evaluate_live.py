@@ -1,0 +1,203 @@
+"""How soon the shipped classifiers know a drawing while it is being drawn: the live guesses, measured.
+
+    python -m training.evaluate_live --data ../shared/quickdraw --json runs/eval_live.json
+
+The page asks for guesses while the player draws, and always when a stroke ends (assets/sketchpad.js), so what
+the models see most of the time is an unfinished drawing. `training.evaluate` scores finished drawings only. Here
+every held-out drawing of n strokes is replayed stroke by stroke: each prefix of k = 1..n strokes goes through the
+app's canvas path (`sketchlab.prepare.from_canvas`: Google's simplification re-frames the unfinished drawing, as
+the page's would be) and the shipped models (`Classifier.combine`, the calibrated scores the page shows). Sources:
+  raw         the players' own input (with its timings): the app's real input;
+  simplified  Google's simplified drawings (no timings), the larger set, and the one with the 22 rich classes.
+For each source and output (stroke, cnn, fused), JSON OUT holds
+  at_fraction  {"0.25" | "0.5" | "0.75" | "1.0": {"n", "top1", "top3", "top5", "macro_top1", "macro_top5"}}: the
+               guesses after the first ceil(f * n) strokes (1.0: the finished drawing, as `training.evaluate` has
+               it, but through the canvas path);
+  guessed      how Quick, Draw! scores a player (the game stops at its first right guess): `share` of the drawings
+               whose top guess was right after some stroke, `macro_share` with every class weighing the same,
+               `stroke_fraction` the mean k / n of that first right guess, `seconds` (raw only) the median time
+               from the first point to the end of that stroke;
+and for the simplified source the fused figures of the rich classes (`fused_rich`). A prefix the preprocessing
+refuses (a dot) counts as a wrong guess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sketchlab import data as qd
+from sketchlab.classify import MODEL_NAMES, Classifier
+from sketchlab.errors import DrawingError
+from sketchlab.prepare import from_canvas
+from sketchlab.runtime import MODELS_DIR
+from sketchlab.split import Split
+from training.evaluate import BATCH, Tally, auto_split, rich_mask
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
+
+
+@dataclass
+class Replay:
+    """The rank of the true class after each stroke of one drawing, for each output."""
+
+    label: int
+    ranks: dict[str, np.ndarray]  # output -> (n,) int rank after strokes 1..n (0 = first; a refused prefix: C)
+    stroke_end_ms: np.ndarray | None  # (n,) time of each stroke's last point, raw drawings only
+
+
+@dataclass
+class LiveTally:
+    """One output's counts over replayed drawings: `Tally`s of the guesses at each fraction of the strokes, and the
+    first right guess."""
+
+    n_classes: int
+    at: dict[float, Tally] = field(init=False)
+    drawings: np.ndarray = field(init=False)  # (C,) replayed drawings of each class
+    guessed: np.ndarray = field(init=False)  # (C,) of them right after some stroke
+    fractions: list[float] = field(default_factory=list)  # k / n of each first right guess
+    seconds: list[float] = field(default_factory=list)  # its time, where the drawing has timings
+
+    def __post_init__(self) -> None:
+        self.at = {f: Tally(self.n_classes) for f in FRACTIONS}
+        self.drawings = np.zeros(self.n_classes, np.int64)
+        self.guessed = np.zeros(self.n_classes, np.int64)
+
+    def add(self, label: int, ranks: np.ndarray, stroke_end_ms: np.ndarray | None) -> None:
+        n = len(ranks)
+        for f, tally in self.at.items():
+            k = max(1, math.ceil(f * n - 1e-9))
+            tally.add_ranks(np.array([ranks[k - 1]]), np.array([label]))
+        self.drawings[label] += 1
+        right = np.flatnonzero(ranks == 0)
+        if len(right):
+            self.guessed[label] += 1
+            self.fractions.append((right[0] + 1) / n)
+            if stroke_end_ms is not None:
+                self.seconds.append(float(stroke_end_ms[right[0]]) / 1000.0)
+
+    def metrics(self, keep: np.ndarray | None = None) -> dict:
+        """The figures over every class, or over the classes in the (C,) bool mask `keep` (no stroke fractions or
+        times then: those are not kept per class)."""
+        keep = np.ones(self.n_classes, bool) if keep is None else keep
+        has = keep & (self.drawings > 0)
+        if not has.any():
+            return {"n": 0}
+        out = {"n": int(self.drawings[has].sum()), "at_fraction": {}}
+        for f, tally in self.at.items():
+            m = tally.subset(keep)
+            rates = tally.hits[1][has] / tally.n[has]
+            out["at_fraction"][str(f)] = {**m, "macro_top1": float(rates.mean())}
+        guessed = {
+            "share": float(self.guessed[has].sum() / self.drawings[has].sum()),
+            "macro_share": float((self.guessed[has] / self.drawings[has]).mean()),
+        }
+        if keep.all():
+            guessed["stroke_fraction"] = float(np.mean(self.fractions)) if self.fractions else None
+            if self.seconds:
+                guessed["seconds"] = float(np.median(self.seconds))
+        out["guessed"] = guessed
+        return out
+
+
+def outputs(clf: Classifier) -> list[str]:
+    """The scores `Classifier.combine` gives: each loaded model's and "fused"."""
+    return [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
+
+
+def replay(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> list[Replay]:
+    """Every prefix of each drawing through the canvas path and the models -> one `Replay` a drawing."""
+    prepared, owner = [], []  # the prefixes that could be prepared, and (drawing, k - 1) of each
+    for d, drawing in enumerate(drawings):
+        for k in range(1, len(drawing) + 1):
+            try:
+                prepared.append(from_canvas(drawing[:k]))
+            except DrawingError:
+                continue
+            owner.append((d, k - 1))
+    n_classes = len(clf.classes)
+    ranks = [{} for _ in drawings]
+    for i in range(0, len(prepared), BATCH):
+        scores = clf.combine(clf.raw_log_probs(prepared[i : i + BATCH]))
+        for name, s in scores.items():
+            for row, (d, k) in enumerate(owner[i : i + BATCH]):
+                r = ranks[d].setdefault(name, np.full(len(drawings[d]), n_classes, np.int64))
+                r[k] = int((s[row] > s[row, labels[d]]).sum())
+    out = []
+    for d, drawing in enumerate(drawings):
+        ends = np.array([float(s[-1, 2]) for s in drawing]) if timed else None
+        per = ranks[d] or {name: np.full(len(drawing), n_classes, np.int64) for name in outputs(clf)}
+        out.append(Replay(labels[d], per, ends))
+    return out
+
+
+def chunks(root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0):
+    """(drawings, labels) of up to DRAWINGS_PER_CHUNK drawings of the models' classes at a time; each drawing a list
+    of float64 (n_i, 2) or (n_i, 3) strokes."""
+    drawings, labels = [], []
+    for rec in qd.iter_drawings(root, kind, split=split, limit_per_word=per_class or None):
+        if rec.word in index and len(rec.drawing):
+            drawings.append([np.asarray(s, dtype=np.float64) for s in rec.drawing])
+            labels.append(index[rec.word])
+            if len(drawings) == DRAWINGS_PER_CHUNK:
+                yield drawings, labels
+                drawings, labels = [], []
+    if drawings:
+        yield drawings, labels
+
+
+def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR, per_class: int = 0) -> dict:
+    """The module's JSON OUT (see the top): the raw drawings, then the simplified ones, one chunk in memory at a time."""
+    clf = Classifier.load(models_dir)
+    classes = clf.classes
+    index = {w: i for i, w in enumerate(classes)}
+    out: dict = {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
+    t = time.time()
+    for kind in ("raw", "simplified"):
+        tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
+        for drawings, labels in chunks(root, kind, split, index, per_class):
+            for r in replay(clf, drawings, labels, timed=kind == "raw"):
+                for name, tally in tallies.items():
+                    tally.add(r.label, r.ranks[name], r.stroke_end_ms)
+        out[kind] = {name: tally.metrics() for name, tally in tallies.items()}
+        if kind == "simplified":
+            out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
+    out["seconds"] = time.time() - t
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder in the official layout")
+    parser.add_argument("--json", required=True, help="where to write the figures")
+    parser.add_argument("--split", choices=["auto", "test", "valid", "train", "all"], default="auto")
+    parser.add_argument("--models-dir", default=str(MODELS_DIR))
+    parser.add_argument("--per-class", type=int, default=0, help="at most this many drawings a class (0: all)")
+    args = parser.parse_args(argv)
+    root = Path(args.data)
+    split_name = args.split
+    if split_name == "auto":
+        split_name, why = auto_split(root, Path(args.models_dir))
+        print(f"split: {why}", flush=True)
+    split = None if split_name == "all" else Split(split_name)
+    out = evaluate_live(root, split, Path(args.models_dir), args.per_class)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    for kind in ("raw", "simplified"):
+        for name in ("stroke", "cnn", "fused", "fused_rich"):
+            m = out[kind].get(name)
+            if not m or not m.get("n"):
+                continue
+            at = " ".join(f"{f}:{v['top1']:.3f}/{v['top5']:.3f}" for f, v in m["at_fraction"].items())
+            print(f"{kind:10s} {name:10s} n={m['n']:5d} top1/top5 at stroke fraction {at}  guessed {m['guessed']}")
+
+
+if __name__ == "__main__":
+    main()
