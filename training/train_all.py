@@ -11,7 +11,7 @@ Steps (wall time of each written to runs/train_all.json):
      docs/classifiers.md, "Twelfth session");
   3. (--baselines) the two baseline recipes, for the README table;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
-     the manifests, plots;
+     the manifests, the live guesses replayed stroke by stroke (`training.evaluate_live`), plots;
   5. the generator: `python -m training.train_generator --data DIR`, `python -m training.export_generator`, its
      latent prior (`python -m training.generator_prior`), then its evaluation (`training.evaluate_generator`, which
      writes the per-class quality the page shows).
@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         log,
         "evaluate",
     )
+    live = ["--json", str(RUNS / "eval_live.json")]
+    run([PY, "-m", "training.evaluate_live", "--data", args.data, *live], log, "evaluate_live")
     run([PY, "-m", "training.plots", "--data", args.data], log, "plots")
     if not args.skip_generator:
         run([PY, "-m", "training.train_generator", "--data", args.data], log, "train_generator")
