@@ -13,8 +13,9 @@ from training.evaluate_live import LiveTally, main
 
 def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one():
     tally = LiveTally(3)
-    tally.add(0, np.array([3, 0, 1, 0]), np.array([500.0, 1200.0, 2000.0, 2600.0]))  # right after stroke 2
-    tally.add(1, np.array([2, 2]), np.array([100.0, 900.0]))  # never right
+    ends = np.array([500.0, 1200.0, 2000.0, 2600.0])
+    tally.add(0, np.array([3, 0, 1, 0]), np.array([False, True, True, True]), ends)  # right after stroke 2
+    tally.add(1, np.array([2, 2]), np.array([False, True]), np.array([100.0, 900.0]))  # never right
     m = tally.metrics()
     assert m["n"] == 2
     at = m["at_fraction"]
@@ -23,6 +24,7 @@ def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one()
     assert at["0.75"]["top1"] == 0.0 and at["0.75"]["top3"] == 1.0  # stroke 3 of 4 (rank 1), stroke 2 of 2
     assert at["1.0"]["top1"] == 0.5
     assert m["guessed"] == {"share": 0.5, "macro_share": 0.5, "stroke_fraction": 0.5, "seconds": 1.2}
+    assert m["headline"] == {"sure": 4 / 6, "sure_right": 2 / 4}  # sure at 4 of 6 stroke ends, right at 2 of them
     only = tally.metrics(np.array([False, True, False]))
     assert only["n"] == 1 and only["guessed"] == {"share": 0.0, "macro_share": 0.0}
 

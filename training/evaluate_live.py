@@ -17,6 +17,9 @@ For each source and output (stroke, cnn, fused), JSON OUT holds
                whose top guess was right after some stroke, `macro_share` with every class weighing the same,
                `stroke_fraction` the mean k / n of that first right guess, `seconds` (raw only) the median time
                from the first point to the end of that stroke;
+  headline     what the page's headline said after each stroke: the `sure` share of stroke ends where it said "I
+               think it is X" (the top guess at least `sketchlab.page.SURE` likely) and `sure_right`, how often X
+               was right then;
 and for the simplified source the fused figures of the rich classes (`fused_rich`). A prefix the preprocessing
 refuses (a dot) counts as a wrong guess.
 """
@@ -35,6 +38,7 @@ import numpy as np
 from sketchlab import data as qd
 from sketchlab.classify import MODEL_NAMES, Classifier
 from sketchlab.errors import DrawingError
+from sketchlab.page import SURE
 from sketchlab.prepare import from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
@@ -50,6 +54,7 @@ class Replay:
 
     label: int
     ranks: dict[str, np.ndarray]  # output -> (n,) int rank after strokes 1..n (0 = first; a refused prefix: C)
+    sure: dict[str, np.ndarray]  # output -> (n,) bool: the top guess at least SURE likely ("I think it is X")
     stroke_end_ms: np.ndarray | None  # (n,) time of each stroke's last point, raw drawings only
 
 
@@ -63,6 +68,9 @@ class LiveTally:
     drawings: np.ndarray = field(init=False)  # (C,) replayed drawings of each class
     guessed: np.ndarray = field(init=False)  # (C,) of them right after some stroke
     fractions: list[float] = field(default_factory=list)  # k / n of each first right guess
+    stroke_ends: int = 0  # prefixes seen (every stroke end of every drawing)
+    sure: int = 0  # of them with a headline "I think it is X"
+    sure_right: int = 0  # of those with X right
     seconds: list[float] = field(default_factory=list)  # its time, where the drawing has timings
 
     def __post_init__(self) -> None:
@@ -70,8 +78,11 @@ class LiveTally:
         self.drawings = np.zeros(self.n_classes, np.int64)
         self.guessed = np.zeros(self.n_classes, np.int64)
 
-    def add(self, label: int, ranks: np.ndarray, stroke_end_ms: np.ndarray | None) -> None:
+    def add(self, label: int, ranks: np.ndarray, sure: np.ndarray, stroke_end_ms: np.ndarray | None) -> None:
         n = len(ranks)
+        self.stroke_ends += n
+        self.sure += int(sure.sum())
+        self.sure_right += int((sure & (ranks == 0)).sum())
         for f, tally in self.at.items():
             k = max(1, math.ceil(f * n - 1e-9))
             tally.add_ranks(np.array([ranks[k - 1]]), np.array([label]))
@@ -100,6 +111,10 @@ class LiveTally:
             "macro_share": float((self.guessed[has] / self.drawings[has]).mean()),
         }
         if keep.all():
+            out["headline"] = {
+                "sure": self.sure / max(self.stroke_ends, 1),
+                "sure_right": self.sure_right / self.sure if self.sure else None,
+            }
             guessed["stroke_fraction"] = float(np.mean(self.fractions)) if self.fractions else None
             if self.seconds:
                 guessed["seconds"] = float(np.median(self.seconds))
@@ -123,18 +138,20 @@ def replay(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> l
                 continue
             owner.append((d, k - 1))
     n_classes = len(clf.classes)
-    ranks = [{} for _ in drawings]
+    names = outputs(clf)
+    ranks = [{name: np.full(len(d), n_classes, np.int64) for name in names} for d in drawings]
+    sure = [{name: np.zeros(len(d), bool) for name in names} for d in drawings]
     for i in range(0, len(prepared), BATCH):
         scores = clf.combine(clf.raw_log_probs(prepared[i : i + BATCH]))
         for name, s in scores.items():
+            confident = np.exp(s.max(axis=1)) >= SURE
             for row, (d, k) in enumerate(owner[i : i + BATCH]):
-                r = ranks[d].setdefault(name, np.full(len(drawings[d]), n_classes, np.int64))
-                r[k] = int((s[row] > s[row, labels[d]]).sum())
+                ranks[d][name][k] = int((s[row] > s[row, labels[d]]).sum())
+                sure[d][name][k] = confident[row]
     out = []
     for d, drawing in enumerate(drawings):
         ends = np.array([float(s[-1, 2]) for s in drawing]) if timed else None
-        per = ranks[d] or {name: np.full(len(drawing), n_classes, np.int64) for name in outputs(clf)}
-        out.append(Replay(labels[d], per, ends))
+        out.append(Replay(labels[d], ranks[d], sure[d], ends))
     return out
 
 
@@ -165,7 +182,7 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
         for drawings, labels in chunks(root, kind, split, index, per_class):
             for r in replay(clf, drawings, labels, timed=kind == "raw"):
                 for name, tally in tallies.items():
-                    tally.add(r.label, r.ranks[name], r.stroke_end_ms)
+                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms)
         out[kind] = {name: tally.metrics() for name, tally in tallies.items()}
         if kind == "simplified":
             out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
@@ -197,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             at = " ".join(f"{f}:{v['top1']:.3f}/{v['top5']:.3f}" for f, v in m["at_fraction"].items())
             print(f"{kind:10s} {name:10s} n={m['n']:5d} top1/top5 at stroke fraction {at}  guessed {m['guessed']}")
+            if "headline" in m:
+                print(f"{'':21s} headline after each stroke: {m['headline']}")
 
 
 if __name__ == "__main__":
