@@ -86,9 +86,11 @@ def test_temperatures_make_the_validation_probabilities_honest():
     shy, sure = log_softmax(0.5 * z), log_softmax(1.6 * z)  # under- and over-confident models
     fusion = Fusion({"stroke": 0.5, "cnn": 0.5}, {}, np.zeros(10, np.float32))
     clf = Classifier({}, fusion, [str(i) for i in range(10)], [], parallel=False)
-    fitted, report = fit_temperatures(clf, fusion, {"stroke": (shy, shy), "cnn": (sure, sure)}, labels)
+    views = {"stroke": (shy, shy), "cnn": (sure, sure)}
+    fitted, report = fit_temperatures(clf, fusion, views, labels, {"same": (views, labels)})
     assert abs(fitted.temperature["stroke"] - 0.5) <= 0.1 and abs(fitted.temperature["cnn"] - 1.6) <= 0.15
     assert fitted.weights == fusion.weights and set(fitted.temperature) == {"stroke", "cnn", "fused"}
     for name in ("stroke", "cnn"):
         assert report[name]["after"]["ece"] < report[name]["before"]["ece"]
         assert report[name]["after"]["top1"] == report[name]["before"]["top1"]  # the ranking does not move
+        assert report[name]["same"] == {k: report[name][k] for k in ("before", "after")}  # reported on `also` too

@@ -39,7 +39,7 @@ from sketchlab import data as qd
 from sketchlab.classify import MODEL_NAMES, Classifier
 from sketchlab.errors import DrawingError
 from sketchlab.page import SURE
-from sketchlab.prepare import from_canvas
+from sketchlab.prepare import Prepared, from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.evaluate import BATCH, Tally, auto_split, rich_mask
@@ -122,6 +122,30 @@ class LiveTally:
         return out
 
 
+def prefixes(drawing: list) -> list[tuple[int, Prepared]]:
+    """(k, the first k strokes through the canvas path) for k = 1..n, without the prefixes it refuses (a dot)."""
+    out = []
+    for k in range(1, len(drawing) + 1):
+        try:
+            out.append((k, from_canvas(drawing[:k])))
+        except DrawingError:
+            continue
+    return out
+
+
+def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
+    """What the page shows guesses for, in one list: every prefix of every drawing of the split, raw and simplified,
+    through the canvas path -> (prepared prefixes, labels (N,)). For fitting the temperatures (`training.fuse`)."""
+    prepared, labels = [], []
+    for kind in ("raw", "simplified"):
+        for drawings, chunk_labels in chunks(root, kind, split, index, per_class):
+            for drawing, label in zip(drawings, chunk_labels, strict=True):
+                ends = [p for _, p in prefixes(drawing)]
+                prepared += ends
+                labels += [label] * len(ends)
+    return prepared, np.array(labels, np.int64)
+
+
 def outputs(clf: Classifier) -> list[str]:
     """The scores `Classifier.combine` gives: each loaded model's and "fused"."""
     return [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
@@ -131,11 +155,8 @@ def replay(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> l
     """Every prefix of each drawing through the canvas path and the models -> one `Replay` a drawing."""
     prepared, owner = [], []  # the prefixes that could be prepared, and (drawing, k - 1) of each
     for d, drawing in enumerate(drawings):
-        for k in range(1, len(drawing) + 1):
-            try:
-                prepared.append(from_canvas(drawing[:k]))
-            except DrawingError:
-                continue
+        for k, p in prefixes(drawing):
+            prepared.append(p)
             owner.append((d, k - 1))
     n_classes = len(clf.classes)
     names = outputs(clf)

@@ -14,7 +14,11 @@ mirrored drawings): the combinations that fit the latency budget (`--mirror-budg
 best fused objective wins, or a cheaper one within MIRROR_TOLERANCE of it. Last, each output gets the temperature
 that makes its probabilities honest on validation (temperature scaling, Guo et al. 2017: the lowest negative
 log-likelihood, every class weighing the same, as the game prompts every category equally often): the app shows them
-as confidence bars, and a temperature never changes which guesses come first.
+as confidence bars, and a temperature never changes which guesses come first. They are fitted on what the page shows
+guesses for (`--calibrate stroke-ends`, the default): every validation drawing, raw and simplified, as it stood
+after each of its strokes, through the canvas path (`training.evaluate_live.read_stroke_ends`); an unfinished
+drawing is guessed less often right at the same confidence, so temperatures fitted on finished drawings only
+(`--calibrate finished`) make the live headline over-confident.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, mea
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.evaluate import MAX_PER_CLASS, Reliability, ranking_metrics, read_bitmaps, read_split
+from training.evaluate_live import read_stroke_ends
 from training.export_classifier import git_commit
 
 PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
@@ -100,6 +105,12 @@ def main(argv: list[str] | None = None) -> None:
         "--mirror-budget-ms", type=float, default=MIRROR_BUDGET_MS, help="most latency mirroring may add (MIRROR_COST)"
     )
     parser.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS, help="validation items read per class")
+    parser.add_argument(
+        "--calibrate",
+        choices=["stroke-ends", "finished"],
+        default="stroke-ends",
+        help="fit the temperatures on every stroke end of the validation drawings, or on the finished drawings",
+    )
     args = parser.parse_args(argv)
     models_dir = Path(args.models_dir)
     (models_dir / FUSION_FILE).unlink(missing_ok=True)  # tune on the raw models, not on a previous fusion
@@ -116,7 +127,13 @@ def main(argv: list[str] | None = None) -> None:
         none = np.zeros((0, len(classes)))
         bm_views = (*(clf.raster_views(images) if len(images) else (none, none)), bm_labels)
     fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views, args.mirror_budget_ms)
-    fusion, report["calibration"] = fit_temperatures(clf, fusion, views, labels)
+    if args.calibrate == "stroke-ends":
+        ends, end_labels = read_stroke_ends(Path(args.data), Split.VALID, index, args.max_per_class)
+        fit_on, also = (_batched(clf, ends), end_labels), {"finished": (views, labels)}
+    else:
+        fit_on, also = (views, labels), {}
+    fusion, report["calibration"] = fit_temperatures(clf, fusion, *fit_on, also)
+    report["calibration"]["fitted_on"] = args.calibrate
     save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
     print(json.dumps(report, indent=1))
 
@@ -173,24 +190,32 @@ def tune_mirror(
 
 
 def fit_temperatures(
-    clf: Classifier, fusion: Fusion, views: dict[str, tuple[np.ndarray, np.ndarray]], labels: np.ndarray
+    clf: Classifier,
+    fusion: Fusion,
+    views: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels: np.ndarray,
+    also: dict[str, tuple[dict, np.ndarray]] | None = None,
 ) -> tuple[Fusion, dict]:
     """`fusion` with a temperature for each output ("stroke", "cnn", "fused"): the T of TEMPERATURE_GRID with the
     lowest negative log-likelihood of the validation labels, every class weighing the same (`nll_classes`). The
     validation drawings are 76% rich-class ones, whose guesses are right more often at the same confidence, so the
-    plain mean would fit their temperature, not a player's. Reports the calibration before and after."""
+    plain mean would fit their temperature, not a player's. Reports the calibration before and after, and so for
+    each other set in `also` ({name: (views, labels)}) at the same temperatures."""
     untempered = Classifier(clf.models, dataclasses.replace(fusion, temperature={}), clf.classes, [], parallel=False)
+
+    def calibration(views, labels, grid) -> dict[str, dict[float, dict]]:
+        return {
+            name: {float(t): Reliability(lp.shape[1]).add(log_softmax(lp / t), labels).metrics() for t in grid}
+            for name, lp in untempered.combine(chosen_views(views, fusion.mirror)).items()
+        }
+
     temperature, report = {}, {}
-    for name, lp in untempered.combine(chosen_views(views, fusion.mirror)).items():
-        calibration = {
-            float(t): Reliability(lp.shape[1]).add(log_softmax(lp / t), labels).metrics() for t in TEMPERATURE_GRID
-        }
-        temperature[name] = min(calibration, key=lambda t: calibration[t]["nll_classes"])
-        report[name] = {
-            "temperature": temperature[name],
-            "before": calibration[1.0],
-            "after": calibration[temperature[name]],
-        }
+    for name, by_t in calibration(views, labels, TEMPERATURE_GRID).items():
+        temperature[name] = min(by_t, key=lambda t: by_t[t]["nll_classes"])
+        report[name] = {"temperature": temperature[name], "before": by_t[1.0], "after": by_t[temperature[name]]}
+    for other, (other_views, other_labels) in (also or {}).items():
+        for name, by_t in calibration(other_views, other_labels, sorted({1.0, *temperature.values()})).items():
+            report[name][other] = {"before": by_t[1.0], "after": by_t[temperature[name]]}
     return dataclasses.replace(fusion, temperature=temperature), report
 
 
