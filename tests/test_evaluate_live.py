@@ -66,6 +66,7 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
         assert out[kind]["fused"]["n"] == len(mine) == 8
         assert out[kind]["fused"]["at_fraction"]["1.0"]["top1"] == right
         assert set(out[kind]) >= {"stroke", "cnn", "fused"}
+        assert out[kind]["fused"]["calibration"]["n"] == 8 * 3  # every stroke end of every drawing
     assert "seconds" in out["raw"]["fused"]["guessed"] or out["raw"]["fused"]["guessed"]["share"] == 0
     assert "seconds" not in out["simplified"]["fused"]["guessed"]
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings

@@ -17,6 +17,7 @@ For each source and output (stroke, cnn, fused), JSON OUT holds
                whose top guess was right after some stroke, `macro_share` with every class weighing the same,
                `stroke_fraction` the mean k / n of that first right guess, `seconds` (raw only) the median time
                from the first point to the end of that stroke;
+  calibration  `training.evaluate.Reliability` over every stroke end: how honest the bars are while drawing;
   headline     what the page's headline said after each stroke: the `sure` share of stroke ends where it said "I
                think it is X" (the top guess at least `sketchlab.page.SURE` likely) and `sure_right`, how often X
                was right then;
@@ -42,7 +43,7 @@ from sketchlab.page import SURE
 from sketchlab.prepare import Prepared, from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import BATCH, Tally, auto_split, rich_mask
+from training.evaluate import BATCH, Reliability, Tally, auto_split, rich_mask
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
@@ -151,8 +152,11 @@ def outputs(clf: Classifier) -> list[str]:
     return [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
 
 
-def replay(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> list[Replay]:
-    """Every prefix of each drawing through the canvas path and the models -> one `Replay` a drawing."""
+def replay(
+    clf: Classifier, drawings: list, labels: list[int], timed: bool, reliability: dict[str, Reliability] | None = None
+) -> list[Replay]:
+    """Every prefix of each drawing through the canvas path and the models -> one `Replay` a drawing; the scores of
+    every prefix also go into `reliability` ({output: Reliability}) when given."""
     prepared, owner = [], []  # the prefixes that could be prepared, and (drawing, k - 1) of each
     for d, drawing in enumerate(drawings):
         for k, p in prefixes(drawing):
@@ -165,6 +169,9 @@ def replay(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> l
     for i in range(0, len(prepared), BATCH):
         scores = clf.combine(clf.raw_log_probs(prepared[i : i + BATCH]))
         for name, s in scores.items():
+            if reliability is not None:
+                rows = owner[i : i + BATCH]
+                reliability[name].add(s, np.array([labels[d] for d, _ in rows], np.int64))
             confident = np.exp(s.max(axis=1)) >= SURE
             for row, (d, k) in enumerate(owner[i : i + BATCH]):
                 ranks[d][name][k] = int((s[row] > s[row, labels[d]]).sum())
@@ -200,11 +207,14 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     t = time.time()
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
+        reliability = {name: Reliability(len(classes)) for name in outputs(clf)}
         for drawings, labels in chunks(root, kind, split, index, per_class):
-            for r in replay(clf, drawings, labels, timed=kind == "raw"):
+            for r in replay(clf, drawings, labels, kind == "raw", reliability):
                 for name, tally in tallies.items():
                     tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms)
-        out[kind] = {name: tally.metrics() for name, tally in tallies.items()}
+        out[kind] = {
+            name: tally.metrics() | {"calibration": reliability[name].metrics()} for name, tally in tallies.items()
+        }
         if kind == "simplified":
             out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
     out["seconds"] = time.time() - t
@@ -236,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
             at = " ".join(f"{f}:{v['top1']:.3f}/{v['top5']:.3f}" for f, v in m["at_fraction"].items())
             print(f"{kind:10s} {name:10s} n={m['n']:5d} top1/top5 at stroke fraction {at}  guessed {m['guessed']}")
             if "headline" in m:
-                print(f"{'':21s} headline after each stroke: {m['headline']}")
+                c = m["calibration"]
+                print(
+                    f"{'':21s} headline after each stroke: {m['headline']}; ece {c['ece']:.3f} / {c['ece_classes']:.3f}"
+                )
 
 
 if __name__ == "__main__":
