@@ -9,6 +9,7 @@ prior from the manifests and reads at most `--max-per-class` validation items a 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from _tiny_layout import PER_WORD, WORDS, make_layout
 from sketchlab.classify import Classifier
 from sketchlab.data import fingerprint
 from sketchlab.split import Split
-from training import evaluate, fuse, plots
+from training import evaluate, evaluate_live, fuse, plots
 from training.classifier_config import TrainConfig
 from training.evaluate import read_bitmaps, read_split
 from training.stream import SPLIT_FRACTION
@@ -109,14 +110,20 @@ def test_evaluate_and_plots_run_on_the_streamed_models(pipeline, tmp_path, monke
     rich = json.loads(summary.read_text())
     assert rich["rich_classes"] == ["zigzag"] and rich["rich_from"] == str(other)
     assert rich["fused_rich"]["n"] == result["fused"]["per_class"]["zigzag"]["n"]
+    runs = tmp_path / "runs"
+    shutil.copytree(pipeline, runs, ignore=shutil.ignore_patterns("qd", "models"))
+    live = ["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--split", "all"]
+    evaluate_live.main([*live, "--json", str(runs / "eval_live.json"), "--per-class", "4"])
+    assert json.loads((runs / "eval_live.json").read_text())["raw"]["fused"]["n"] > 0  # the raw squares
     plots.main(
-        ["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--runs", str(pipeline)]
+        ["--data", str(pipeline / "qd"), "--models-dir", str(pipeline / "models"), "--runs", str(runs)]
         + ["--out", str(tmp_path / "plots"), "--max-per-class", "4"]
     )
     assert {p.name for p in (tmp_path / "plots").glob("*.png")} == {
         "training_curves.png",
         "confusion_fused.png",
         "samples_top5.png",
+        "live_guesses.png",
     }
 
 

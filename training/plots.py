@@ -1,8 +1,10 @@
-"""Figures of the classifiers: training curves, the most confused classes, sample drawings with their top-5.
+"""Figures of the classifiers: training curves, the most confused classes, sample drawings with their top-5, and
+the live guesses as a drawing grows.
 
     python -m training.plots --data ../shared/quickdraw          # -> models/plots/*.png
 
-The confusion matrix and the samples use the SHIPPED ONNX models (fused scores) on the held-out test split.
+The confusion matrix and the samples use the SHIPPED ONNX models (fused scores) on the held-out test split; the
+live guesses are read from `training.evaluate_live`'s JSON (`--live`, <runs>/eval_live.json), when it is there.
 """
 
 from __future__ import annotations
@@ -103,6 +105,32 @@ def sample_grid(
     plt.close(fig)
 
 
+def live_guesses(live: dict, path: Path) -> None:
+    """Fused top-1 and top-5 after the first 25 / 50 / 75 / 100% of the strokes (`training.evaluate_live` JSON)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    series = [
+        ("raw", "fused", "players' raw strokes (all classes)"),
+        ("simplified", "fused", "simplified drawings (all classes)"),
+        ("simplified", "fused_rich", "simplified, the 22 rich classes"),
+    ]
+    for kind, key, label in series:
+        at = live.get(kind, {}).get(key, {}).get("at_fraction")
+        if not at:
+            continue
+        x = [100 * float(f) for f in at]
+        (line,) = ax.plot(x, [v["top1"] for v in at.values()], "o-", label=f"{label}: top-1")
+        ax.plot(x, [v["top5"] for v in at.values()], "o:", color=line.get_color(), label="top-5")
+    ax.set(xlabel="% of the drawing's strokes drawn", ylabel="accuracy", ylim=(0, 1), xticks=[25, 50, 75, 100])
+    ax.set_title(
+        f"live guesses, fused, {live.get('split', '')} split: each drawing replayed stroke by stroke", fontsize=9
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(qd.default_data_dir()))
@@ -110,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--out", default=str(MODELS_DIR / "plots"))
     parser.add_argument("--max-per-class", type=int, default=MAX_PER_CLASS, help="test drawings read per class")
+    parser.add_argument("--live", default="", help="training.evaluate_live's JSON (default: <runs>/eval_live.json)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     fused = scores(clf, prepared)["fused"]
     confusion(fused, labels, clf.classes, out / "confusion_fused.png")
     sample_grid(prepared, labels, fused, clf.classes, out / "samples_top5.png")
+    live = Path(args.live or Path(args.runs) / "eval_live.json")
+    if live.exists():
+        live_guesses(json.loads(live.read_text()), out / "live_guesses.png")
     print(f"wrote {sorted(p.name for p in out.glob('*.png'))} to {out}")
 
 
