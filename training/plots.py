@@ -28,6 +28,11 @@ from training.evaluate import MAX_PER_CLASS, read_split, scores  # noqa: E402
 
 CONFUSED = 20  # classes shown in the confusion matrix
 SAMPLES = 16  # drawings in the sample grid (4 x 4)
+# The run folders `training.train_all` makes (runs/<model>-<recipe>): the curves show these when there are any, not
+# the experiments kept beside them.
+RECIPE_RUNS = tuple(
+    f"{model}-{recipe}" for model in ("stroke", "cnn") for recipe in ("baseline", "shipped", "finetune")
+)
 
 
 def training_curves(runs: dict[str, Path], path: Path) -> None:
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {p.name: p for p in sorted(Path(args.runs).glob("*-*")) if (p / "history.json").exists()}
-    training_curves(runs, out / "training_curves.png")
+    training_curves({k: v for k, v in runs.items() if k in RECIPE_RUNS} or runs, out / "training_curves.png")
     clf = Classifier.load(args.models_dir)
     index = {w: i for i, w in enumerate(clf.classes)}
     prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index, args.max_per_class)
