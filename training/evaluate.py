@@ -337,6 +337,14 @@ def auto_split(root: Path, models_dir: Path) -> tuple[str, str]:
     return "all", f"{root} is not the data the models trained on (fingerprint {here}): every drawing"
 
 
+def chosen_split(root: Path, name: str, models_dir: Path) -> tuple[str, Split | None]:
+    """A --split choice -> (its name, the Split or None for "all"); "auto" is resolved by `auto_split`, saying why."""
+    if name == "auto":
+        name, why = auto_split(root, models_dir)
+        print(f"split: {why}", flush=True)
+    return name, None if name == "all" else Split(name)
+
+
 def update_manifests(models_dir: Path, out: dict, summary: dict) -> None:
     """Store the held-out figures (without per_class) in models/*.json."""
     strip = {k: {m: v for m, v in d.items() if m != "per_class"} for k, d in out.items()}
@@ -375,13 +383,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update-manifests", action="store_true", help="store the figures in models/*.json")
     args = parser.parse_args(argv)
     root = Path(args.data)
-    split_name = args.split
-    if split_name == "auto":
-        split_name, why = auto_split(root, Path(args.models_dir))
-        print(f"split: {why}", flush=True)
+    split_name, split = chosen_split(root, args.split, Path(args.models_dir))
     if args.update_manifests and split_name != "test":
         parser.error(f"--update-manifests stores held-out test figures; this run evaluates split {split_name!r}")
-    split = None if split_name == "all" else Split(split_name)
     out, summary = evaluate(root, split, Path(args.models_dir), Path(args.rich_from) if args.rich_from else None)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

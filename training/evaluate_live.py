@@ -43,7 +43,7 @@ from sketchlab.page import SURE
 from sketchlab.prepare import Prepared, from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import BATCH, Reliability, Tally, auto_split, rich_mask
+from training.evaluate import BATCH, Reliability, Tally, chosen_split, rich_mask
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
@@ -230,11 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-class", type=int, default=0, help="at most this many drawings a class (0: all)")
     args = parser.parse_args(argv)
     root = Path(args.data)
-    split_name = args.split
-    if split_name == "auto":
-        split_name, why = auto_split(root, Path(args.models_dir))
-        print(f"split: {why}", flush=True)
-    split = None if split_name == "all" else Split(split_name)
+    _, split = chosen_split(root, args.split, Path(args.models_dir))
     out = evaluate_live(root, split, Path(args.models_dir), args.per_class)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
