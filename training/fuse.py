@@ -52,6 +52,10 @@ MIRROR_TOLERANCE = 0.0025
 # budget is 3 ms (median, this CPU), which the stroke model's mirror (+1 ms) would all but use up.
 MIRROR_BUDGET_MS = 0.5
 TEMPERATURE_GRID = np.round(np.arange(0.5, 2.001, 0.05), 2)  # T < 1 sharpens the probabilities, T > 1 softens them
+# Validation drawings a class (of each kind, raw and simplified) replayed stroke by stroke for the temperatures: ~6
+# prefixes each, so at most ~400k prefixes and their scores in memory on a full download; the NLL weighs every class
+# the same, so more drawings of a rich class would not move the fit.
+STROKE_END_DRAWINGS = 100
 
 
 def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:
@@ -111,6 +115,12 @@ def main(argv: list[str] | None = None) -> None:
         default="stroke-ends",
         help="fit the temperatures on every stroke end of the validation drawings, or on the finished drawings",
     )
+    parser.add_argument(
+        "--stroke-end-drawings",
+        type=int,
+        default=STROKE_END_DRAWINGS,
+        help="with --calibrate stroke-ends: validation drawings a class and kind replayed stroke by stroke",
+    )
     args = parser.parse_args(argv)
     models_dir = Path(args.models_dir)
     (models_dir / FUSION_FILE).unlink(missing_ok=True)  # tune on the raw models, not on a previous fusion
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         bm_views = (*(clf.raster_views(images) if len(images) else (none, none)), bm_labels)
     fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views, args.mirror_budget_ms)
     if args.calibrate == "stroke-ends":
-        ends, end_labels = read_stroke_ends(Path(args.data), Split.VALID, index, args.max_per_class)
+        ends, end_labels = read_stroke_ends(Path(args.data), Split.VALID, index, args.stroke_end_drawings)
         fit_on, also = (_batched(clf, ends), end_labels), {"finished": (views, labels)}
     else:
         fit_on, also = (views, labels), {}
