@@ -244,6 +244,11 @@ def scores(clf: Classifier, prepared: list) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def outputs(clf: Classifier) -> list[str]:
+    """The scores `Classifier.combine` gives: each loaded model's and "fused"."""
+    return [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
+
+
 def rich_mask(root: Path, classes: list[str]) -> np.ndarray:
     """(C,) bool over the models' classes: the folder's rich classes (`sketchlab.data.rich_words`)."""
     rich = set(qd.rich_words(root, classes))
@@ -262,7 +267,7 @@ def evaluate(
     out, summary = {}, {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
     t = time.time()
 
-    names = [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
+    names = outputs(clf)
     drawings = {name: Tally(n) for name in names}
     reliability = {name: Reliability(n) for name in names}  # of the probabilities the app shows
     by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing

@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from sketchlab import data as qd
-from sketchlab.classify import MODEL_NAMES, Classifier
+from sketchlab.classify import Classifier
 from sketchlab.errors import DrawingError
 from sketchlab.page import SURE
 from sketchlab.prepare import Prepared, from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import BATCH, Reliability, Tally, chosen_split, rich_mask
+from training.evaluate import BATCH, Reliability, Tally, chosen_split, outputs, rich_mask
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
@@ -68,11 +68,11 @@ class LiveTally:
     at: dict[float, Tally] = field(init=False)
     drawings: np.ndarray = field(init=False)  # (C,) replayed drawings of each class
     guessed: np.ndarray = field(init=False)  # (C,) of them right after some stroke
-    fractions: list[float] = field(default_factory=list)  # k / n of each first right guess
+    first_right: list[float] = field(default_factory=list)  # k / n of each drawing's first right guess
+    seconds: list[float] = field(default_factory=list)  # its time, where the drawing has timings
     stroke_ends: int = 0  # prefixes seen (every stroke end of every drawing)
     sure: int = 0  # of them with a headline "I think it is X"
     sure_right: int = 0  # of those with X right
-    seconds: list[float] = field(default_factory=list)  # its time, where the drawing has timings
 
     def __post_init__(self) -> None:
         self.at = {f: Tally(self.n_classes) for f in FRACTIONS}
@@ -91,7 +91,7 @@ class LiveTally:
         right = np.flatnonzero(ranks == 0)
         if len(right):
             self.guessed[label] += 1
-            self.fractions.append((right[0] + 1) / n)
+            self.first_right.append((right[0] + 1) / n)
             if stroke_end_ms is not None:
                 self.seconds.append(float(stroke_end_ms[right[0]]) / 1000.0)
 
@@ -116,7 +116,7 @@ class LiveTally:
                 "sure": self.sure / max(self.stroke_ends, 1),
                 "sure_right": self.sure_right / self.sure if self.sure else None,
             }
-            guessed["stroke_fraction"] = float(np.mean(self.fractions)) if self.fractions else None
+            guessed["stroke_fraction"] = float(np.mean(self.first_right)) if self.first_right else None
             if self.seconds:
                 guessed["seconds"] = float(np.median(self.seconds))
         out["guessed"] = guessed
@@ -147,11 +147,6 @@ def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per
     return prepared, np.array(labels, np.int64)
 
 
-def outputs(clf: Classifier) -> list[str]:
-    """The scores `Classifier.combine` gives: each loaded model's and "fused"."""
-    return [name for name in MODEL_NAMES if name in clf.models] + ["fused"]
-
-
 def replay(
     clf: Classifier, drawings: list, labels: list[int], timed: bool, reliability: dict[str, Reliability] | None = None
 ) -> list[Replay]:
@@ -167,14 +162,15 @@ def replay(
     ranks = [{name: np.full(len(d), n_classes, np.int64) for name in names} for d in drawings]
     sure = [{name: np.zeros(len(d), bool) for name in names} for d in drawings]
     for i in range(0, len(prepared), BATCH):
-        scores = clf.combine(clf.raw_log_probs(prepared[i : i + BATCH]))
-        for name, s in scores.items():
+        rows = owner[i : i + BATCH]
+        truth = np.array([labels[d] for d, _ in rows], np.int64)
+        for name, s in clf.combine(clf.raw_log_probs(prepared[i : i + BATCH])).items():
             if reliability is not None:
-                rows = owner[i : i + BATCH]
-                reliability[name].add(s, np.array([labels[d] for d, _ in rows], np.int64))
+                reliability[name].add(s, truth)
+            rank = (s > s[np.arange(len(rows)), truth][:, None]).sum(axis=1)
             confident = np.exp(s.max(axis=1)) >= SURE
-            for row, (d, k) in enumerate(owner[i : i + BATCH]):
-                ranks[d][name][k] = int((s[row] > s[row, labels[d]]).sum())
+            for row, (d, k) in enumerate(rows):
+                ranks[d][name][k] = rank[row]
                 sure[d][name][k] = confident[row]
     out = []
     for d, drawing in enumerate(drawings):
