@@ -75,6 +75,15 @@ def fingerprint(root: str | Path) -> str | None:
     return digest.hexdigest()[:16]
 
 
+DATASET = "Quick, Draw! dataset, Google (CC BY 4.0), in the official layout"
+
+
+def provenance(root: str | Path) -> dict:
+    """What a model manifest records of the data folder it was made from: the dataset it holds (credit included) and
+    its `fingerprint`, never the folder's path, which means nothing on another machine."""
+    return {"folder": DATASET, "fingerprint": fingerprint(root)}
+
+
 def read_categories(root: str | Path) -> list[str]:
     """The class names: `categories.txt` in the data folder if present, else the words of the ndjson/npy files."""
     root = Path(root)

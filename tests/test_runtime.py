@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
+from sketchlab.data import DATASET
 from sketchlab.errors import ModelError
-from sketchlab.runtime import CPU, Manifest, gpu_available, load_onnx
+from sketchlab.runtime import CPU, MODELS_DIR, Manifest, gpu_available, load_onnx
 
 CLASSES = ["cat", "dog", "eye"]
 
@@ -95,3 +96,16 @@ def test_manifest_with_wrong_class_count_is_refused(models):
     manifest(classes=["cat", "dog"]).save(models / "tiny.json")
     with pytest.raises(ModelError, match="3 classes but its manifest lists 2"):
         load_onnx("tiny", models)
+
+
+TRAINED = ("stroke", "cnn", "generator_encoder", "generator_decoder", "generator_prior")  # made from a data folder
+
+
+@pytest.mark.parametrize("name", TRAINED)
+def test_shipped_manifests_name_their_data_not_a_path(name):
+    """A manifest travels with its model: it credits the dataset and records the folder's fingerprint (how
+    `training.evaluate` recognises the training data), never a path that means nothing on another machine."""
+    data = Manifest.load(MODELS_DIR / f"{name}.json").data
+    assert data["folder"] == DATASET
+    assert len(data["fingerprint"]) == 16
+    assert "root" not in data

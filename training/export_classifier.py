@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sketchlab.data import DATASET
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
 from training.classifier_config import RUNS
@@ -118,7 +119,7 @@ def export_one(
         scale_factor=float(scale) if kind == "stroke" else None,
         config={**cfg, "max_points": cfg["max_points"]},
         data={
-            "folder": "Quick, Draw! dataset, Google (CC BY 4.0), in the official layout",
+            "folder": DATASET,
             "sources": cfg["sources"],
             "mode": data["data_mode"],  # "stream": read per rank from files, counts estimated
             "split": "sketchlab.split (salted sha1 of key_id, 80/10/10); trained on train, best epoch on valid",

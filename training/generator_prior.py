@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchlab.data import default_data_dir
+from sketchlab.data import default_data_dir, provenance
 from sketchlab.latent_prior import PRIOR_NAME, file_sha256, save
 from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
 from sketchlab.split import Split
@@ -78,7 +78,7 @@ def build(data_root: Path, models_dir: Path, cfg: PriorConfig) -> Path:
         scale_factor=scale,
         config={**asdict(cfg), "z_size": z, "encoder_sha256": file_sha256(encoder.path)},
         data={
-            "root": str(data_root),
+            **provenance(data_root),
             "split": Split.TRAIN.value,
             "components": len(mu),
             "classes_without_drawings": [w for w, n in counts.items() if n == 0],

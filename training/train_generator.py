@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from sketchlab.data import default_data_dir, read_categories, rich_words
+from sketchlab.data import default_data_dir, provenance, read_categories, rich_words
 from sketchlab.prepare import PREPROCESSING_VERSION
 from sketchlab.split import Split
 
@@ -324,7 +324,7 @@ def train(cfg: TrainConfig) -> Path:
             "git_commit": git_commit(),
             "preprocessing_version": PREPROCESSING_VERSION,
             "data": {
-                "folder": str(root),
+                **provenance(root),
                 "words": cfg.words,
                 "n_classes": len(classes),
                 "train": n_train,
