@@ -8,7 +8,7 @@ import numpy as np
 from _tiny_models import WORDS, tiny_models
 
 from sketchlab.classify import Classifier
-from training.evaluate_live import LiveTally, main
+from training.evaluate_live import LIVE_MS, LiveTally, main, pen_down_views
 
 
 def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one():
@@ -29,9 +29,43 @@ def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one()
     assert only["n"] == 1 and only["guessed"] == {"share": 0.0, "macro_share": 0.0}
 
 
+def test_pen_down_views_are_what_the_page_sends_every_live_ms():
+    first = np.array([[0, 0, 0], [5, 0, 100], [9, 0, 200], [12, 3, 250], [20, 8, 600]], float)
+    second = np.array([[0, 50, 900], [40, 50, 1000]], float)  # 100 ms: the pen is up before the first request
+    views = pen_down_views([first, second], every_ms=150)
+    assert [ms for ms, _ in views] == [150, 300]  # at 450 no point has come since 300: nothing is sent
+    assert [[len(s) for s in v] for _, v in views] == [[2], [4]]
+    third = np.array([[0, 90, 1200], [10, 90, 1300], [20, 95, 1400]], float)
+    (ms, view), *_ = pen_down_views([first, second, third], every_ms=150)[2:]
+    assert ms == 1350 and [len(s) for s in view] == [5, 2, 2]  # the finished strokes, and the current one so far
+
+
+def test_live_ms_is_the_pages():
+    js = (Path(__file__).resolve().parent.parent / "assets" / "sketchpad.js").read_text()
+    assert f"const LIVE_MS = {LIVE_MS};" in js
+
+
+def test_live_tally_counts_the_guesses_while_the_pen_is_down():
+    tally = LiveTally(3)
+    ends = np.array([500.0, 1200.0])
+    pen_down = (np.array([2, 0, 0, 1]), np.array([False, True, True, True]), np.array([150.0, 300.0, 650.0, 800.0]))
+    tally.add(0, np.array([1, 0]), np.array([False, True]), ends, pen_down)  # right at 300 ms, first stroke end 1200
+    tally.add(
+        1, np.array([2]), np.array([False]), np.array([400.0]), (np.array([4]), np.array([False]), np.array([150.0]))
+    )
+    m = tally.metrics()
+    assert m["pen_down"] == {"n": 5, "top1": 2 / 5, "top5": 1.0, "sure": 3 / 5, "sure_right": 2 / 3}
+    assert m["guessed"]["share"] == m["guessed"]["share_any_time"] == 0.5
+    assert m["guessed"]["seconds"] == 1.2 and m["guessed"]["seconds_any_time"] == 0.3
+
+
 def _stroke(x0, y0, x1, y1, t0):
     xs, ys = np.linspace(x0, x1, 6), np.linspace(y0, y1, 6)
-    return [xs.round().tolist(), ys.round().tolist(), (t0 + 20 * np.arange(6)).tolist()]
+    return [
+        xs.round().tolist(),
+        ys.round().tolist(),
+        (t0 + 40 * np.arange(6)).tolist(),
+    ]  # 200 ms: one request while the pen is down
 
 
 def _layout(root: Path) -> list:
@@ -69,4 +103,8 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
         assert out[kind]["fused"]["calibration"]["n"] == 8 * 3  # every stroke end of every drawing
     assert "seconds" in out["raw"]["fused"]["guessed"] or out["raw"]["fused"]["guessed"]["share"] == 0
     assert "seconds" not in out["simplified"]["fused"]["guessed"]
+    pen_down, guessed = out["raw"]["fused"]["pen_down"], out["raw"]["fused"]["guessed"]
+    assert pen_down["n"] == 8 * 3  # 150 ms into each 200 ms stroke
+    assert guessed["share_any_time"] >= guessed["share"]
+    assert "pen_down" not in out["simplified"]["fused"]
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings

@@ -23,6 +23,11 @@ For each source and output (stroke, cnn, fused), JSON OUT holds
                was right then;
 and for the simplified source the fused figures of the rich classes (`fused_rich`). A prefix the preprocessing
 refuses (a dot) counts as a wrong guess.
+The raw drawings are also replayed while the pen is down, as the page asks every LIVE_MS (`pen_down_views`):
+  pen_down     over every such request: `n`, `top1`, `top5`, and the headline's `sure` / `sure_right`;
+  guessed      gains `share_any_time` and `seconds_any_time`: the first right guess at a stroke end or while drawing,
+               the way the game itself listens (it guesses while the player draws, not only between strokes).
+A request the preprocessing refuses (still a dot) is one the page does not send: it is not counted.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from sketchlab.split import Split
 from training.evaluate import BATCH, Reliability, Tally, chosen_split, outputs, rich_mask
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+LIVE_MS = 150  # while the pen is down the page sends the drawing this often (assets/sketchpad.js, LIVE_MS)
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
 
 
@@ -57,6 +63,9 @@ class Replay:
     ranks: dict[str, np.ndarray]  # output -> (n,) int rank after strokes 1..n (0 = first; a refused prefix: C)
     sure: dict[str, np.ndarray]  # output -> (n,) bool: the top guess at least SURE likely ("I think it is X")
     stroke_end_ms: np.ndarray | None  # (n,) time of each stroke's last point, raw drawings only
+    pen_down: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # raw only: output -> (ranks, sure), (m,) each,
+    # at the m requests sent while the pen was down (`pen_down_views`)
+    pen_down_ms: np.ndarray | None = None  # (m,) their times, ms from the drawing's first point
 
 
 @dataclass
@@ -73,13 +82,29 @@ class LiveTally:
     stroke_ends: int = 0  # prefixes seen (every stroke end of every drawing)
     sure: int = 0  # of them with a headline "I think it is X"
     sure_right: int = 0  # of those with X right
+    sent: int = 0  # requests sent while the pen was down (timed drawings only)
+    sent_top1: int = 0  # of them with the true class first
+    sent_top5: int = 0  # ... in the top 5
+    sent_sure: int = 0  # ... with a headline "I think it is X"
+    sent_sure_right: int = 0  # ... with X right
+    guessed_any_time: int = 0  # drawings right at a stroke end or while the pen was down (timed drawings only)
+    seconds_any_time: list[float] = field(default_factory=list)  # the time of each one's first right guess
 
     def __post_init__(self) -> None:
         self.at = {f: Tally(self.n_classes) for f in FRACTIONS}
         self.drawings = np.zeros(self.n_classes, np.int64)
         self.guessed = np.zeros(self.n_classes, np.int64)
 
-    def add(self, label: int, ranks: np.ndarray, sure: np.ndarray, stroke_end_ms: np.ndarray | None) -> None:
+    def add(
+        self,
+        label: int,
+        ranks: np.ndarray,
+        sure: np.ndarray,
+        stroke_end_ms: np.ndarray | None,
+        pen_down: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """One replayed drawing: the true class's rank and the headline after each of its n strokes, the time of
+        each stroke end, and (ranks, sure, times) of the requests sent while the pen was down, where timed."""
         n = len(ranks)
         self.stroke_ends += n
         self.sure += int(sure.sum())
@@ -94,6 +119,18 @@ class LiveTally:
             self.first_right.append((right[0] + 1) / n)
             if stroke_end_ms is not None:
                 self.seconds.append(float(stroke_end_ms[right[0]]) / 1000.0)
+        if pen_down is not None:
+            tick_ranks, tick_sure, tick_ms = pen_down
+            tick_right = tick_ranks == 0
+            self.sent += len(tick_ranks)
+            self.sent_top1 += int(tick_right.sum())
+            self.sent_top5 += int((tick_ranks < 5).sum())
+            self.sent_sure += int(tick_sure.sum())
+            self.sent_sure_right += int((tick_sure & tick_right).sum())
+            times = np.concatenate([stroke_end_ms[ranks == 0], tick_ms[tick_right]])
+            if len(times):
+                self.guessed_any_time += 1
+                self.seconds_any_time.append(float(times.min()) / 1000.0)
 
     def metrics(self, keep: np.ndarray | None = None) -> dict:
         """The figures over every class, or over the classes in the (C,) bool mask `keep` (no stroke fractions or
@@ -119,6 +156,17 @@ class LiveTally:
             guessed["stroke_fraction"] = float(np.mean(self.first_right)) if self.first_right else None
             if self.seconds:
                 guessed["seconds"] = float(np.median(self.seconds))
+            if self.sent:
+                out["pen_down"] = {
+                    "n": self.sent,
+                    "top1": self.sent_top1 / self.sent,
+                    "top5": self.sent_top5 / self.sent,
+                    "sure": self.sent_sure / self.sent,
+                    "sure_right": self.sent_sure_right / self.sent_sure if self.sent_sure else None,
+                }
+                guessed["share_any_time"] = self.guessed_any_time / int(self.drawings.sum())
+                if self.seconds_any_time:
+                    guessed["seconds_any_time"] = float(np.median(self.seconds_any_time))
         out["guessed"] = guessed
         return out
 
@@ -132,6 +180,27 @@ def prefixes(drawing: list) -> list[tuple[int, Prepared]]:
         except DrawingError:
             continue
     return out
+
+
+def pen_down_views(drawing: list, every_ms: float = LIVE_MS) -> list[tuple[float, list]]:
+    """What the page sends while the pen is down, for a drawing with timings (strokes of (n_i, 3) [x, y, t ms]).
+
+    The page starts a timer at each pen-down and, every `every_ms` until the pen-up, sends the strokes finished so
+    far and the points of the current one drawn by then, if a point came since the last request. -> one (the
+    request's time in ms, that unfinished drawing) per request. The stroke ends themselves are `prefixes`.
+    """
+    views = []
+    for j, stroke in enumerate(drawing):
+        t = np.maximum.accumulate(stroke[:, 2])  # a player's clock can step back a little: never count a point twice
+        sent = 0
+        tick = t[0] + every_ms
+        while tick < t[-1]:
+            drawn = int(np.searchsorted(t, tick, side="right"))
+            if drawn > sent:
+                views.append((float(tick), drawing[:j] + [stroke[:drawn]]))
+                sent = drawn
+            tick += every_ms
+    return views
 
 
 def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
@@ -150,32 +219,48 @@ def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per
 def replay(
     clf: Classifier, drawings: list, labels: list[int], timed: bool, reliability: dict[str, Reliability] | None = None
 ) -> list[Replay]:
-    """Every prefix of each drawing through the canvas path and the models -> one `Replay` a drawing; the scores of
-    every prefix also go into `reliability` ({output: Reliability}) when given."""
-    prepared, owner = [], []  # the prefixes that could be prepared, and (drawing, k - 1) of each
+    """Every prefix of each drawing through the canvas path and the models, and for `timed` drawings every request
+    sent while the pen was down too -> one `Replay` a drawing; the scores of every prefix (not of the pen-down
+    requests: the temperatures are fitted on stroke ends) also go into `reliability` ({output: Reliability})."""
+    prepared, owner = [], []  # what could be prepared, and (drawing, is a pen-down request, its index) of each
+    tick_ms: list[list[float]] = [[] for _ in drawings]
     for d, drawing in enumerate(drawings):
         for k, p in prefixes(drawing):
             prepared.append(p)
-            owner.append((d, k - 1))
+            owner.append((d, False, k - 1))
+        for ms, view in pen_down_views(drawing) if timed else []:
+            try:
+                prepared.append(from_canvas(view))
+            except DrawingError:  # still a dot: the page sends nothing
+                continue
+            owner.append((d, True, len(tick_ms[d])))
+            tick_ms[d].append(ms)
     n_classes = len(clf.classes)
     names = outputs(clf)
     ranks = [{name: np.full(len(d), n_classes, np.int64) for name in names} for d in drawings]
     sure = [{name: np.zeros(len(d), bool) for name in names} for d in drawings]
+    tick_ranks = [{name: np.zeros(len(m), np.int64) for name in names} for m in tick_ms]
+    tick_sure = [{name: np.zeros(len(m), bool) for name in names} for m in tick_ms]
     for i in range(0, len(prepared), BATCH):
         rows = owner[i : i + BATCH]
-        truth = np.array([labels[d] for d, _ in rows], np.int64)
+        truth = np.array([labels[d] for d, _, _ in rows], np.int64)
+        ends = np.array([not down for _, down, _ in rows])
         for name, s in clf.combine(clf.raw_log_probs(prepared[i : i + BATCH])).items():
-            if reliability is not None:
-                reliability[name].add(s, truth)
+            if reliability is not None and ends.any():
+                reliability[name].add(s[ends], truth[ends])
             rank = (s > s[np.arange(len(rows)), truth][:, None]).sum(axis=1)
             confident = np.exp(s.max(axis=1)) >= SURE
-            for row, (d, k) in enumerate(rows):
-                ranks[d][name][k] = rank[row]
-                sure[d][name][k] = confident[row]
+            for row, (d, down, j) in enumerate(rows):
+                (tick_ranks if down else ranks)[d][name][j] = rank[row]
+                (tick_sure if down else sure)[d][name][j] = confident[row]
     out = []
     for d, drawing in enumerate(drawings):
-        ends = np.array([float(s[-1, 2]) for s in drawing]) if timed else None
-        out.append(Replay(labels[d], ranks[d], sure[d], ends))
+        if not timed:
+            out.append(Replay(labels[d], ranks[d], sure[d], None))
+            continue
+        ends = np.array([float(s[-1, 2]) for s in drawing])
+        pen_down = {name: (tick_ranks[d][name], tick_sure[d][name]) for name in names}
+        out.append(Replay(labels[d], ranks[d], sure[d], ends, pen_down, np.array(tick_ms[d])))
     return out
 
 
@@ -207,7 +292,8 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
         for drawings, labels in chunks(root, kind, split, index, per_class):
             for r in replay(clf, drawings, labels, kind == "raw", reliability):
                 for name, tally in tallies.items():
-                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms)
+                    pen_down = (*r.pen_down[name], r.pen_down_ms) if r.pen_down else None
+                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down)
         out[kind] = {
             name: tally.metrics() | {"calibration": reliability[name].metrics()} for name, tally in tallies.items()
         }
@@ -242,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"{'':21s} headline after each stroke: {m['headline']}; ece {c['ece']:.3f} / {c['ece_classes']:.3f}"
                 )
+            if "pen_down" in m:
+                print(f"{'':21s} while the pen is down: {m['pen_down']}")
 
 
 if __name__ == "__main__":
