@@ -76,12 +76,13 @@ def build(service: Service) -> gr.Blocks:
         # An answer overtaken by a newer request of the same page is dropped (gr.skip) instead of shown late.
         data = evt._data if isinstance(evt._data, dict) else {}
         seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
+        pen_down = data.get("pen_down") is True  # a live request: the last stroke is still being drawn
         newest.start(session, seq)
         if not strokes:
             answer = guesses_html(None, seq), details_html(None)
         else:
             try:
-                result = service.classify(strokes)
+                result = service.classify(strokes, pen_down=pen_down)
                 answer = guesses_html(result, seq), details_html(result)
             except ModelError as e:
                 answer = guesses_html(None, seq, message=str(e)), details_html(None)

@@ -1,6 +1,7 @@
 // The drawing canvas (#sketchpad). Runs as gr.HTML js_on_load, after draw.js: `element`, `trigger`, `props` and
 // `watch` come from Gradio. The drawing lives here, in the page: a failed request never loses it.
-// Events sent to Python: 'strokes_done' {strokes, seq} after every stroke and live while the pen is down;
+// Events sent to Python: 'strokes_done' {strokes, seq, pen_down} after every stroke and live while the pen is down
+// (pen_down: the last stroke is still being drawn, which the classifiers weigh and calibrate differently);
 // 'finish' {strokes} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
 // {op: "finish", strokes, word, speed, nonce}; the new strokes are animated in another colour, then kept.
 
@@ -24,6 +25,7 @@ let pending = false; // the drawing changed while a request was in flight
 let giveUp = null; // timer releasing a request that never got an answer
 let dirty = false; // points added since the last live request
 let live = null; // interval id while the pen is down
+let penDownSent = false; // whether the last request went out while the pen was down
 let anim = null; // running replay/finish animation
 let overlay = null; // {strokes, counts, color} drawn on top while animating
 
@@ -84,7 +86,8 @@ function send(urgent) {
   inflight = seq;
   clearTimeout(giveUp);
   giveUp = setTimeout(() => answered(inflight), ANSWER_TIMEOUT_MS);
-  trigger('strokes_done', { strokes: all, seq });
+  penDownSent = current !== null; // drawing() holds the stroke being drawn
+  trigger('strokes_done', { strokes: all, seq, pen_down: penDownSent });
 }
 
 function answered(upTo) {
@@ -294,6 +297,7 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
   undo,
   clear,
   seq: () => seq,
+  penDownSent: () => penDownSent,
   target: () => (pending ? seq + 1 : seq), // the request number whose answer will cover the current drawing
 });
 

@@ -11,7 +11,10 @@ weights the two models:
     each model alone:  log p_model + g_model * log prior
 
 Each score is then divided by its temperature T (fitted on validation, so that the probabilities shown match how
-often the guess is right; a temperature never changes the ranking) and renormalised. Where `fusion.json` says so
+often the guess is right; a temperature never changes the ranking) and renormalised. While the pen is down the
+drawing ends in a stroke still being drawn, which neither model trained on (the stroke model least: the end of its
+last stroke is no end); those requests (`classify(..., pen_down=True)`) get weights and temperatures of their own,
+tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). Where `fusion.json` says so
 for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror, both run in one batch.
 The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
 releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
@@ -24,7 +27,7 @@ import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +67,8 @@ class Fusion:
     log_prior: np.ndarray  # (C,) log class frequencies of the training drawings
     mirror: dict[str, bool] = field(default_factory=dict)  # model name -> also look at the drawing mirrored
     temperature: dict[str, float] = field(default_factory=dict)  # "stroke" | "cnn" | "fused" -> T (default 1)
+    # {"weights": {...}, "temperature": {...}} in place of the two above while the pen is down; {}: the same ones
+    pen_down: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def default(cls, n_classes: int) -> Fusion:
@@ -78,6 +83,16 @@ class Fusion:
             np.asarray(c["log_prior"], np.float32),
             {k: bool(v) for k, v in c.get("mirror", {}).items()},
             {k: float(v) for k, v in c.get("temperature", {}).items()},
+            {part: {k: float(v) for k, v in values.items()} for part, values in c.get("pen_down", {}).items()},
+        )
+
+    def for_pen_down(self) -> Fusion:
+        """The settings for a drawing whose last stroke is still being drawn."""
+        return replace(
+            self,
+            weights=self.pen_down.get("weights", self.weights),
+            temperature=self.pen_down.get("temperature", self.temperature),
+            pen_down={},
         )
 
     def calibrate(self, name: str, score: np.ndarray) -> np.ndarray:
@@ -191,20 +206,19 @@ class Classifier:
     # -----------------------------------------------------------------------------------------------------------
     # Scores
 
-    def _calibrated(self, name: str, logits: np.ndarray) -> np.ndarray:
-        g = self.fusion.prior_weight.get(name, 0.0)
-        return self.fusion.calibrate(name, log_softmax(logits) + g * self.fusion.log_prior)
-
-    def combine(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Raw model log-probabilities {name: (B, C)} -> calibrated log-probabilities of each model and "fused"."""
-        out = {name: self._calibrated(name, lp) for name, lp in raw.items()}
+    def combine(self, raw: dict[str, np.ndarray], pen_down: bool = False) -> dict[str, np.ndarray]:
+        """Raw model log-probabilities {name: (B, C)} -> calibrated log-probabilities of each model and "fused".
+        `pen_down`: the drawings' last strokes are still being drawn (`Fusion.pen_down`)."""
+        fusion = self.fusion.for_pen_down() if pen_down else self.fusion
+        out = {
+            name: fusion.calibrate(name, log_softmax(lp) + fusion.prior_weight.get(name, 0.0) * fusion.log_prior)
+            for name, lp in raw.items()
+        }
         if len(raw) == 1:
             out["fused"] = next(iter(out.values()))
             return out
-        score = sum(self.fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
-        out["fused"] = self.fusion.calibrate(
-            "fused", score + self.fusion.prior_weight.get("fused", 0.0) * self.fusion.log_prior
-        )
+        score = sum(fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
+        out["fused"] = fusion.calibrate("fused", score + fusion.prior_weight.get("fused", 0.0) * fusion.log_prior)
         return out
 
     def raster_views(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -255,15 +269,16 @@ class Classifier:
             lp = mean_of_views(*self.raster_views(rasters))
         else:
             lp = log_softmax(self._cnn_logits(rasters))
-        return np.exp(self._calibrated("cnn", lp))
+        return np.exp(self.combine({"cnn": lp})["cnn"])
 
-    def classify(self, strokes: object, top_k: int = 5) -> Guesses:
-        """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input."""
+    def classify(self, strokes: object, top_k: int = 5, pen_down: bool = False) -> Guesses:
+        """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input. `pen_down`: the last stroke is still
+        being drawn (the page's live requests while the pen is down)."""
         prepared = from_canvas(strokes)
-        return self.classify_prepared(prepared, top_k)
+        return self.classify_prepared(prepared, top_k, pen_down)
 
-    def classify_prepared(self, prepared: Prepared, top_k: int = 5) -> Guesses:
-        scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared])).items()}
+    def classify_prepared(self, prepared: Prepared, top_k: int = 5, pen_down: bool = False) -> Guesses:
+        scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared]), pen_down).items()}
         return Guesses(
             fused=best_guesses(scores["fused"], self.classes, top_k),
             stroke=best_guesses(scores["stroke"], self.classes, top_k) if "stroke" in scores else None,
@@ -289,7 +304,8 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
         inputs={name: ["B", len(classes)] for name in MODEL_NAMES},
         outputs={"fused": ["B", len(classes)]},
         input_format="log-softmax of each classifier's logits (mean over the drawing and its mirror where `mirror`); "
-        "fused = sum_m w_m * logp_m + g * log_prior; every output then log_softmax(score / temperature)",
+        "fused = sum_m w_m * logp_m + g * log_prior; every output then log_softmax(score / temperature); "
+        "`pen_down`: the weights and temperatures for a drawing whose last stroke is still being drawn",
         preprocessing_version=PREPROCESSING_VERSION,
         config={
             "weights": fusion.weights,
@@ -297,6 +313,7 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
             "log_prior": [round(float(v), 5) for v in fusion.log_prior],
             "mirror": fusion.mirror,
             "temperature": fusion.temperature,
+            "pen_down": fusion.pen_down,
         },
         metrics=metrics,
         **(extra or {}),

@@ -202,18 +202,21 @@ class Service:
 
     # -- requests -------------------------------------------------------------------------------------------------
 
-    def classify(self, strokes: object, top_k: int = TOP_K) -> dict:
+    def classify(self, strokes: object, top_k: int = TOP_K, pen_down: bool = False) -> dict:
         """Strokes (JSON text or lists) -> {"fused", "stroke", "cnn": [{"word", "prob"}] or None, "raster"}.
 
-        "raster" is the (28, 28) uint8 array the CNN saw. Raises `DrawingError` for a bad or empty drawing and
-        `ModelError` when no classifier is loaded.
+        "raster" is the (28, 28) uint8 array the CNN saw. `pen_down`: the last stroke is still being drawn (the
+        page's live requests), which has its own fusion settings. Raises `DrawingError` for a bad or empty drawing
+        and `ModelError` when no classifier is loaded.
         """
+        if not isinstance(pen_down, bool):
+            raise DrawingError(f"pen_down must be true or false, got {pen_down!r}")
         drawing = parse_strokes(strokes)
         if not drawing:
             raise DrawingError("the drawing has no strokes")
         classifier = self._need(self.classifier, "classifier")
         with _model_call("classifier"):
-            guesses = classifier.classify(drawing, top_k=top_k)
+            guesses = classifier.classify(drawing, top_k=top_k, pen_down=pen_down)
         return {
             "fused": _guess_list(guesses.fused),
             "stroke": _guess_list(guesses.stroke),

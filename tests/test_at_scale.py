@@ -89,6 +89,9 @@ def test_fusion_prior_is_the_manifests_counts(pipeline):
     counts = np.asarray(clf.models["cnn"].manifest.data["train_counts"], np.float64)
     np.testing.assert_allclose(clf.fusion.log_prior, np.log((counts + 1) / (counts + 1).sum()), rtol=1e-5)  # float32
     assert set(clf.fusion.weights) == {"stroke", "cnn"}
+    # The raw squares (200 ms strokes: one request while the pen is down each) tune the pen-down settings.
+    assert set(clf.fusion.pen_down) == {"weights", "temperature"}
+    assert set(clf.fusion.pen_down["temperature"]) == {"stroke", "cnn", "fused"}
 
 
 @pytest.mark.slow

@@ -124,12 +124,15 @@ def test_drawing_shows_guesses_that_change_with_each_stroke(page):
 
 
 def test_guesses_update_while_the_pen_is_down(page):
-    def hold(p):  # the live request goes out on a timer while the pen stays down
+    def hold(p):  # the live request goes out on a timer while the pen stays down, marked as such
         p.wait_for_function("window.sketchlab.seq() >= 1")
         _answered(p, 1)
+        assert p.evaluate("window.sketchlab.penDownSent()") is True
 
     _stroke(page, [(50 + 10 * i, 100 + (i % 5) * 30) for i in range(25)], hold=hold)
     assert page.evaluate("window.sketchlab.strokes().length") == 1
+    _answered(page, _seq(page))
+    assert page.evaluate("window.sketchlab.penDownSent()") is False  # the stroke's end: the pen is up
 
 
 @pytest.mark.parametrize("kind", ["pen", "touch"])

@@ -150,6 +150,28 @@ def test_temperatures_change_the_probabilities_not_the_ranking(models_dir):
     assert np.exp(b["fused"]).max() > np.exp(a["fused"]).max() and np.exp(b["stroke"]).max() < np.exp(a["stroke"]).max()
 
 
+def test_pen_down_requests_get_their_own_weights_and_temperatures(models_dir):
+    log_prior = np.zeros(C, np.float32)
+    pen_down = {"weights": {"stroke": 0.1, "cnn": 0.9}, "temperature": {"fused": 2.0}}
+    fusion = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior, temperature={"fused": 0.8}, pen_down=pen_down)
+    save_fusion(models_dir / "fusion.json", fusion, CLASSES, {"valid": {}})
+    clf = Classifier.load(models_dir)
+    assert clf.problems == [] and clf.fusion.pen_down == pen_down
+    raw = clf.raw_log_probs([from_canvas(_drawing())])
+    after_stroke, drawing = clf.combine(raw), clf.combine(raw, pen_down=True)
+    np.testing.assert_allclose(
+        after_stroke["fused"], log_softmax((0.4 * raw["stroke"] + 0.6 * raw["cnn"]) / 0.8), atol=1e-5
+    )
+    np.testing.assert_allclose(drawing["fused"], log_softmax((0.1 * raw["stroke"] + 0.9 * raw["cnn"]) / 2.0), atol=1e-5)
+    np.testing.assert_allclose(drawing["stroke"], after_stroke["stroke"], atol=1e-6)  # no pen-down T for it: the same
+    live = clf.classify(_drawing(), pen_down=True).fused
+    assert [(g.word, round(g.prob, 5)) for g in live] == [
+        (g.word, round(g.prob, 5)) for g in best_guesses(drawing["fused"][0], CLASSES, 5)
+    ]
+    without = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior)  # an older fusion.json: the same settings
+    assert without.for_pen_down() == without
+
+
 def test_one_broken_model_still_classifies(models_dir):
     (models_dir / "stroke.onnx").write_bytes(b"not an onnx file")
     clf = Classifier.load(models_dir)

@@ -104,7 +104,7 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
     assert "seconds" in out["raw"]["fused"]["guessed"] or out["raw"]["fused"]["guessed"]["share"] == 0
     assert "seconds" not in out["simplified"]["fused"]["guessed"]
     pen_down, guessed = out["raw"]["fused"]["pen_down"], out["raw"]["fused"]["guessed"]
-    assert pen_down["n"] == 8 * 3  # 150 ms into each 200 ms stroke
+    assert pen_down["n"] == pen_down["calibration"]["n"] == 8 * 3  # 150 ms into each 200 ms stroke
     assert guessed["share_any_time"] >= guessed["share"]
     assert "pen_down" not in out["simplified"]["fused"]
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings

@@ -44,8 +44,8 @@ class FakeClassifier:
     def __init__(self):
         self.calls = []
 
-    def classify(self, strokes, top_k=5):
-        self.calls.append(strokes)
+    def classify(self, strokes, top_k=5, pen_down=False):
+        self.calls.append((strokes, pen_down))
         k = len(strokes) % len(WORDS)
         words = (WORDS[k:] + WORDS[:k])[:top_k]
         probs = np.linspace(0.6, 0.02, len(words))
@@ -161,6 +161,14 @@ def test_classify_returns_top5_of_each_model_and_the_raster(service):
     assert len(result["stroke"]) == len(result["cnn"]) == 5
     assert all(0 <= g["prob"] <= 1 for g in result["fused"])
     assert result["raster"].shape == (28, 28) and result["raster"].dtype == np.uint8 and result["raster"].any()
+
+
+def test_classify_passes_on_whether_the_pen_is_down(service):
+    service.classify(SQUARE, pen_down=True)
+    service.classify(SQUARE)
+    assert [pen_down for _, pen_down in service.classifier.calls[-2:]] == [True, False]
+    with pytest.raises(DrawingError, match="pen_down must be true or false"):
+        service.classify(SQUARE, pen_down="yes")
 
 
 def test_classify_needs_a_drawing_and_a_classifier(service):

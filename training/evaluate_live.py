@@ -24,7 +24,8 @@ For each source and output (stroke, cnn, fused), JSON OUT holds
 and for the simplified source the fused figures of the rich classes (`fused_rich`). A prefix the preprocessing
 refuses (a dot) counts as a wrong guess.
 The raw drawings are also replayed while the pen is down, as the page asks every LIVE_MS (`pen_down_views`):
-  pen_down     over every such request: `n`, `top1`, `top5`, and the headline's `sure` / `sure_right`;
+  pen_down     over every such request: `n`, `top1`, `top5`, the headline's `sure` / `sure_right`, and their
+               `calibration` (the scores come from `Classifier.combine(..., pen_down=True)`, as the app's);
   guessed      gains `share_any_time` and `seconds_any_time`: the first right guess at a stroke end or while drawing,
                the way the game itself listens (it guesses while the player draws, not only between strokes).
 A request the preprocessing refuses (still a dot) is one the page does not send: it is not counted.
@@ -216,12 +217,31 @@ def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per
     return prepared, np.array(labels, np.int64)
 
 
+def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
+    """Every request the page sends while the pen is down (`pen_down_views`) for the raw drawings of the split, the
+    ones with timings, through the canvas path -> (prepared requests, labels (N,)). For `training.fuse`."""
+    prepared, labels = [], []
+    for drawings, chunk_labels in chunks(root, "raw", split, index, per_class):
+        for drawing, label in zip(drawings, chunk_labels, strict=True):
+            for _, view in pen_down_views(drawing):
+                try:
+                    prepared.append(from_canvas(view))
+                except DrawingError:  # still a dot: the page sends nothing
+                    continue
+                labels.append(label)
+    return prepared, np.array(labels, np.int64)
+
+
 def replay(
-    clf: Classifier, drawings: list, labels: list[int], timed: bool, reliability: dict[str, Reliability] | None = None
+    clf: Classifier,
+    drawings: list,
+    labels: list[int],
+    timed: bool,
+    reliability: dict[str, dict[str, Reliability]] | None = None,
 ) -> list[Replay]:
     """Every prefix of each drawing through the canvas path and the models, and for `timed` drawings every request
-    sent while the pen was down too -> one `Replay` a drawing; the scores of every prefix (not of the pen-down
-    requests: the temperatures are fitted on stroke ends) also go into `reliability` ({output: Reliability})."""
+    sent while the pen was down too -> one `Replay` a drawing. The scores also go into `reliability` when given:
+    {"stroke_end" | "pen_down": {output: Reliability}}."""
     prepared, owner = [], []  # what could be prepared, and (drawing, is a pen-down request, its index) of each
     tick_ms: list[list[float]] = [[] for _ in drawings]
     for d, drawing in enumerate(drawings):
@@ -245,9 +265,13 @@ def replay(
         rows = owner[i : i + BATCH]
         truth = np.array([labels[d] for d, _, _ in rows], np.int64)
         ends = np.array([not down for _, down, _ in rows])
-        for name, s in clf.combine(clf.raw_log_probs(prepared[i : i + BATCH])).items():
-            if reliability is not None and ends.any():
-                reliability[name].add(s[ends], truth[ends])
+        raw = clf.raw_log_probs(prepared[i : i + BATCH])
+        after_stroke, pen_down = clf.combine(raw), clf.combine(raw, pen_down=True)  # as the app scores each
+        for name in names:
+            s = np.where(ends[:, None], after_stroke[name], pen_down[name])
+            if reliability is not None:
+                reliability["stroke_end"][name].add(s[ends], truth[ends])
+                reliability["pen_down"][name].add(s[~ends], truth[~ends])
             rank = (s > s[np.arange(len(rows)), truth][:, None]).sum(axis=1)
             confident = np.exp(s.max(axis=1)) >= SURE
             for row, (d, down, j) in enumerate(rows):
@@ -288,15 +312,19 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     t = time.time()
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
-        reliability = {name: Reliability(len(classes)) for name in outputs(clf)}
+        reliability = {
+            m: {name: Reliability(len(classes)) for name in outputs(clf)} for m in ("stroke_end", "pen_down")
+        }
         for drawings, labels in chunks(root, kind, split, index, per_class):
             for r in replay(clf, drawings, labels, kind == "raw", reliability):
                 for name, tally in tallies.items():
                     pen_down = (*r.pen_down[name], r.pen_down_ms) if r.pen_down else None
                     tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down)
-        out[kind] = {
-            name: tally.metrics() | {"calibration": reliability[name].metrics()} for name, tally in tallies.items()
-        }
+        out[kind] = {}
+        for name, tally in tallies.items():
+            out[kind][name] = tally.metrics() | {"calibration": reliability["stroke_end"][name].metrics()}
+            if "pen_down" in out[kind][name]:
+                out[kind][name]["pen_down"]["calibration"] = reliability["pen_down"][name].metrics()
         if kind == "simplified":
             out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
     out["seconds"] = time.time() - t
@@ -329,7 +357,11 @@ def main(argv: list[str] | None = None) -> None:
                     f"{'':21s} headline after each stroke: {m['headline']}; ece {c['ece']:.3f} / {c['ece_classes']:.3f}"
                 )
             if "pen_down" in m:
-                print(f"{'':21s} while the pen is down: {m['pen_down']}")
+                p = m["pen_down"]
+                print(
+                    f"{'':21s} while the pen is down: n={p['n']} top1 {p['top1']:.3f} top5 {p['top5']:.3f} headline "
+                    f"sure {p['sure']:.3f}, right {p['sure_right']}; ece {p['calibration']['ece']:.3f}"
+                )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ guesses for (`--calibrate stroke-ends`, the default): every validation drawing, 
 after each of its strokes, through the canvas path (`training.evaluate_live.read_stroke_ends`); an unfinished
 drawing is guessed less often right at the same confidence, so temperatures fitted on finished drawings only
 (`--calibrate finished`) make the live headline over-confident.
+While the pen is down the page asks for guesses about 7 times a second, on a drawing whose last stroke is still being
+drawn; those requests get their own stroke weight and temperatures (`Fusion.pen_down`), tuned the same way on every
+such request of the raw validation drawings (`training.evaluate_live.read_pen_down`), with the mirroring and prior
+chosen above.
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, mea
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.evaluate import MAX_PER_CLASS, Reliability, ranking_metrics, read_bitmaps, read_split
-from training.evaluate_live import read_stroke_ends
+from training.evaluate_live import read_pen_down, read_stroke_ends
 from training.export_classifier import git_commit
 
 PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
-WEIGHT_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)  # w of the stroke model; the CNN gets 1 - w
+WEIGHT_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)  # w of the stroke model; the CNN gets 1 - w
 # Milliseconds a mirrored view adds to one classification (`training.bench_classifier --threads 1`, this 2-core CPU):
 # the stroke model's LSTM runs its 200 steps once more; the CNN's second image shares the batch.
 MIRROR_COST = {"stroke": 1.0, "cnn": 0.3}
@@ -56,6 +60,9 @@ TEMPERATURE_GRID = np.round(np.arange(0.5, 2.001, 0.05), 2)  # T < 1 sharpens th
 # prefixes each, so at most ~400k prefixes and their scores in memory on a full download; the NLL weighs every class
 # the same, so more drawings of a rich class would not move the fit.
 STROKE_END_DRAWINGS = 100
+# Raw validation drawings a class replayed as the page asks while the pen is down: ~30 requests each, so at most ~200k
+# requests in memory on a full download; the shared data has at most 13 a class.
+PEN_DOWN_DRAWINGS = 20
 
 
 def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:
@@ -121,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         default=STROKE_END_DRAWINGS,
         help="with --calibrate stroke-ends: validation drawings a class and kind replayed stroke by stroke",
     )
+    parser.add_argument(
+        "--pen-down-drawings",
+        type=int,
+        default=PEN_DOWN_DRAWINGS,
+        help="raw validation drawings a class replayed as the page asks while the pen is down (0: no pen-down settings)",
+    )
     args = parser.parse_args(argv)
     models_dir = Path(args.models_dir)
     (models_dir / FUSION_FILE).unlink(missing_ok=True)  # tune on the raw models, not on a previous fusion
@@ -144,6 +157,10 @@ def main(argv: list[str] | None = None) -> None:
         fit_on, also = (views, labels), {}
     fusion, report["calibration"] = fit_temperatures(clf, fusion, *fit_on, also)
     report["calibration"]["fitted_on"] = args.calibrate
+    if args.pen_down_drawings:
+        requests, request_labels = read_pen_down(Path(args.data), Split.VALID, index, args.pen_down_drawings)
+        if len(request_labels):
+            fusion, report["pen_down"] = tune_pen_down(clf, fusion, _batched(clf, requests), request_labels)
     save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
     print(json.dumps(report, indent=1))
 
@@ -227,6 +244,34 @@ def fit_temperatures(
         for name, by_t in calibration(other_views, other_labels, sorted({1.0, *temperature.values()})).items():
             report[name][other] = {"before": by_t[1.0], "after": by_t[temperature[name]]}
     return dataclasses.replace(fusion, temperature=temperature), report
+
+
+def tune_pen_down(
+    clf: Classifier, fusion: Fusion, views: dict[str, tuple[np.ndarray, np.ndarray]], labels: np.ndarray
+) -> tuple[Fusion, dict]:
+    """`fusion` with `pen_down` settings: the stroke weight of WEIGHT_GRID with the best objective on the page's
+    pen-down requests ({name: (plain, mirrored) log-probs}, `fusion`'s mirroring and prior kept), then the
+    temperatures that fit those requests (`fit_temperatures`), with the calibration the other settings give them."""
+    raw = chosen_views(views, fusion.mirror)
+    weights, report = fusion.weights, {}
+    if len(raw) == 2:
+        g = fusion.prior_weight.get("fused", 0.0) * fusion.log_prior
+        by_w = {
+            float(w): objective(w * raw["stroke"] + (1 - w) * raw["cnn"] + g, labels, clf.classes) for w in WEIGHT_GRID
+        }
+        w = max(by_w, key=lambda k: by_w[k][0])
+        weights = {"stroke": w, "cnn": round(1 - w, 4)}
+        report["weights"] = weights
+        for name, w_used in (("between_strokes", fusion.weights["stroke"]), ("pen_down", w)):
+            m = objective(w_used * raw["stroke"] + (1 - w_used) * raw["cnn"] + g, labels, clf.classes)[1]
+            report[f"fused_with_{name}_weights"] = {k: v for k, v in m.items() if k != "per_class"}
+    drawing, calibration = fit_temperatures(clf, dataclasses.replace(fusion, weights=weights), views, labels)
+    stale = Classifier(clf.models, fusion, clf.classes, [], parallel=False).combine(raw)
+    for name, lp in stale.items():
+        calibration[name]["with_between_strokes_settings"] = Reliability(lp.shape[1]).add(lp, labels).metrics()
+    report["calibration"] = calibration
+    pen_down = {"weights": weights, "temperature": drawing.temperature}
+    return dataclasses.replace(fusion, pen_down=pen_down), report
 
 
 def chosen_views(views: dict[str, tuple[np.ndarray, np.ndarray]], mirror: dict[str, bool]) -> dict[str, np.ndarray]:
