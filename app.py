@@ -112,10 +112,11 @@ def build(service: Service) -> gr.Blocks:
 
     # -- API (gradio_client): errors come back as gradio_client.exceptions.AppError with the message -------------------
 
-    def classify(strokes: str) -> dict:
-        """Strokes as JSON `[[[x, y, t_ms], ...], ...]` -> top-5 of each model: {"fused", "stroke", "cnn"}."""
+    def classify(strokes: str, pen_down: bool = False) -> dict:
+        """Strokes as JSON `[[[x, y, t_ms], ...], ...]` -> top-5 of each model: {"fused", "stroke", "cnn"}.
+        `pen_down`: the last stroke is still being drawn (a live request), which has its own fusion settings."""
         try:
-            result = service.classify(strokes)
+            result = service.classify(strokes, pen_down=pen_down)
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
         result.pop("raster")

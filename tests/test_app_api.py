@@ -66,6 +66,8 @@ def test_classify_returns_top5_of_each_model(client):
         assert [g["prob"] for g in guesses] == sorted((g["prob"] for g in guesses), reverse=True)
     again = client.predict(json.dumps(HOUSE), api_name="/classify")
     assert again == result  # deterministic
+    live = client.predict(json.dumps(HOUSE), True, api_name="/classify")  # the last stroke still being drawn
+    assert [g["word"] for g in live["cnn"]] == [g["word"] for g in result["cnn"]]  # a temperature keeps the order
 
 
 def test_generate_returns_a_stroke_list_decided_by_the_seed(client):
