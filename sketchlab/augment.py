@@ -74,24 +74,43 @@ def random_mirror(stroke3: np.ndarray, rng: np.random.Generator, prob: float = 0
     return out
 
 
-def random_prefix(stroke3: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+def random_prefix(stroke3: np.ndarray, rng: np.random.Generator, prob: float, anywhere: bool = False) -> np.ndarray:
     """With probability `prob`, the drawing as it stood after its first k strokes (k uniform in 1..n-1), framed again
     as the app frames a drawing in progress (`sketchlab.simplify`: aligned to the top-left, scaled so its longer side
     spans 0..255, simplified): the live guesses see such prefixes at every stroke, never the finished drawing until
-    the player stops. Otherwise, or for a one-stroke drawing, or a prefix too small to frame, the drawing as it is.
-    Stroke-3 in simplified pixels, in and out. Draws no random number when `prob` is 0, so recipes without it
-    reproduce exactly."""
+    the player stops. `anywhere`: the cut falls at a uniform point of the pen's path instead (by length along it,
+    so mostly inside a stroke), the last stroke ending there: what the page sends while the pen is down. Otherwise,
+    or for a drawing with nothing to cut (one stroke, without `anywhere`), or a prefix too small to frame, the
+    drawing as it is. Stroke-3 in simplified pixels, in and out. Draws no random number when `prob` is 0, so
+    recipes without it reproduce exactly."""
     out = np.array(stroke3, dtype=np.float32)
     if prob <= 0:
         return out
     drawing = from_stroke3(out)
-    if len(drawing) < 2 or rng.random() >= prob:
+    if (len(drawing) < 2 and not anywhere) or rng.random() >= prob:
         return out
-    k = int(rng.integers(1, len(drawing)))
+    prefix = _cut_along_path(drawing, rng) if anywhere else drawing[: int(rng.integers(1, len(drawing)))]
     try:
-        return to_stroke3(simplify(drawing[:k]))
+        return to_stroke3(simplify(prefix))
     except DrawingError:  # a prefix of coinciding points: nothing the canvas would frame either
         return out
+
+
+def _cut_along_path(drawing: Drawing, rng: np.random.Generator) -> Drawing:
+    """The drawing up to a uniform point along its strokes' total length: the strokes before that point, and the one
+    it falls in up to it (a point between two of its vertices)."""
+    lengths = [np.linalg.norm(np.diff(np.asarray(s, np.float64), axis=0), axis=1) for s in drawing]  # per segment
+    at = rng.random() * sum(float(seg.sum()) for seg in lengths)
+    j = 0  # the stroke the cut falls in
+    while j < len(drawing) - 1 and at > lengths[j].sum():
+        at -= lengths[j].sum()
+        j += 1
+    stroke, seg = np.asarray(drawing[j], np.float64), lengths[j]
+    if seg.sum() == 0:  # a dot
+        return list(drawing[: j + 1])
+    i = min(int(np.searchsorted(np.cumsum(seg), at)), len(seg) - 1)  # the segment it falls in
+    t = float(np.clip((at - seg[:i].sum()) / seg[i], 0.0, 1.0)) if seg[i] > 0 else 1.0
+    return [*drawing[:j], np.vstack([stroke[: i + 1], stroke[i] + t * (stroke[i + 1] - stroke[i])])]
 
 
 def augment_stroke3(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarray:

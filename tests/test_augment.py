@@ -3,6 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sketchlab.augment import (
+    _cut_along_path,
     augment_stroke3,
     augmented_raster,
     drop_points,
@@ -107,3 +108,21 @@ def test_random_prefix_leaves_the_rest_alone(simplified_cat):
     assert rng.random() == fresh.random()  # draws nothing when off: recipes without it reproduce exactly
     one = to_stroke3(simplified_cat[:1])
     np.testing.assert_array_equal(random_prefix(one, np.random.default_rng(0), 1.0), one)
+
+
+def test_random_prefix_anywhere_ends_on_the_pens_path_mostly_mid_stroke():
+    square = [np.array([[0, 0], [100, 0], [100, 100]], float), np.array([[0, 100], [0, 0]], float)]  # length 300
+    mid_stroke = 0
+    for seed in range(40):
+        cut = _cut_along_path(square, np.random.default_rng(seed))
+        assert 1 <= len(cut) <= 2 and all(np.array_equal(a, b) for a, b in zip(cut[:-1], square, strict=False))
+        last, whole = cut[-1], square[len(cut) - 1]
+        np.testing.assert_array_equal(last[:-1], whole[: len(last) - 1])  # the stroke so far, then the cut point
+        x, y = last[-1]
+        assert min(abs(x), abs(x - 100)) < 1e-9 or min(abs(y), abs(y - 100)) < 1e-9  # on the square's outline
+        mid_stroke += not any(np.allclose(last[-1], v) for v in whole)
+    assert mid_stroke > 30
+    out = from_stroke3(random_prefix(to_stroke3(square), np.random.default_rng(3), 1.0, anywhere=True))
+    assert np.concatenate(out).max() == 255  # framed again as the canvas frames a drawing in progress
+    one = to_stroke3(square[:1])
+    assert len(random_prefix(one, np.random.default_rng(1), 1.0, anywhere=True)) <= len(one) + 1  # one stroke: cut too

@@ -43,6 +43,9 @@ class TrainConfig:
     mirror: int = -1  # 1: also mirror half the training items left-right (needs augment)
     redraw: float = 0.0  # CNN, with augment: chance a drawing's raster is re-drawn from augmented strokes each time
     prefix: float = 0.0  # with augment: chance a drawing is cut to its first k strokes, as the live guesses see it
+    prefix_anywhere: int = (
+        0  # with prefix: 1 cuts at any point of the pen's path (mid-stroke, as while the pen is down)
+    )
     mixup: float = 0.0  # CNN: mixup alpha, each batch blended with a shuffled copy of itself (0: none)
     mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)

@@ -270,9 +270,11 @@ def stroke_batches(
     world: int = 1,
     mirror: np.ndarray | None = None,
     prefix: float = 0.0,
+    prefix_anywhere: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
-    (cut to a prefix of its strokes with probability `prefix`, and mirrored left-right half the time in the classes
+    (cut to a prefix of its strokes with probability `prefix`, anywhere along the pen's path with `prefix_anywhere`,
+    and mirrored left-right half the time in the classes
     `mirror`, a (C,) bool array, marks)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
@@ -282,7 +284,7 @@ def stroke_batches(
         for i in idx:
             s = cache.stroke3(i)
             if rng is not None:
-                s = augment_stroke3(random_prefix(s, rng, prefix), rng)
+                s = augment_stroke3(random_prefix(s, rng, prefix, prefix_anywhere), rng)
                 if mirror is not None and mirror[cache.label[i]]:
                     s = random_mirror(s, rng)
             seqs.append(stroke_tensor(s, scale, max_points))
@@ -302,6 +304,7 @@ class Redraw:
     prob: float
     rng: np.random.Generator
     prefix: float = 0.0
+    anywhere: bool = False  # the prefix may end mid-stroke (`random_prefix`)
 
     def __call__(self, idx: np.ndarray, images: np.ndarray) -> np.ndarray:
         """Pool indices (B,) and their (B, 28, 28) uint8 rasters (a copy, changed in place) -> the rasters."""
@@ -310,7 +313,8 @@ class Redraw:
         if self.prefix > 0:  # drawn only then, so that runs without prefixes reproduce exactly
             cut = (source >= 0) & (self.rng.random(len(idx)) < self.prefix)
             for j in np.flatnonzero(cut):
-                images[j] = augmented_raster(random_prefix(self.cache.stroke3(int(source[j])), self.rng, 1.0), self.rng)
+                cut_drawing = random_prefix(self.cache.stroke3(int(source[j])), self.rng, 1.0, self.anywhere)
+                images[j] = augmented_raster(cut_drawing, self.rng)
             chosen &= ~cut
         for j in np.flatnonzero(chosen):
             images[j] = augmented_raster(self.cache.stroke3(int(source[j])), self.rng)

@@ -96,10 +96,11 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
     if train and cfg.augment:
         labels = cache.label[pool] if cfg.model == "stroke" else pool[1]
         mirror = mirrored_classes(cfg, np.bincount(labels, minlength=len(cache.classes)))
+    anywhere = bool(cfg.prefix_anywhere)
     if cfg.model == "stroke":
         rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
         batch_data = stroke_batches(
-            cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror, cfg.prefix
+            cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror, cfg.prefix, anywhere
         )
         for x, lengths, y in batch_data:
             yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
@@ -108,7 +109,7 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
         redraw = None
         if train and cfg.augment and (cfg.redraw > 0 or cfg.prefix > 0):
             rng = np.random.default_rng([cfg.seed, epoch, info.rank, 1])
-            redraw = Redraw(cache, pool[2], cfg.redraw, rng, cfg.prefix)
+            redraw = Redraw(cache, pool[2], cfg.redraw, rng, cfg.prefix, anywhere)
         for x, y in raster_batches(pool[0], pool[1], batches, info.rank, info.world_size, redraw):
             if train and cfg.augment:
                 x = augment_rasters(x, gen, **RASTER_WARP, mirror=_per_item(mirror, y))
@@ -186,7 +187,7 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, bat
         for e in batch:
             s = e.stroke3
             if cfg.augment:
-                s = augment_stroke3(random_prefix(s, rng, cfg.prefix), rng)
+                s = augment_stroke3(random_prefix(s, rng, cfg.prefix, bool(cfg.prefix_anywhere)), rng)
                 s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
             seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
@@ -204,7 +205,7 @@ def stream_raster(cfg: TrainConfig, example, rng: np.random.Generator) -> np.nda
     if not cfg.augment:
         return example.raster
     if cfg.prefix > 0 and rng.random() < cfg.prefix:
-        return augmented_raster(random_prefix(example.stroke3, rng, 1.0), rng)
+        return augmented_raster(random_prefix(example.stroke3, rng, 1.0, bool(cfg.prefix_anywhere)), rng)
     if cfg.redraw and rng.random() < cfg.redraw:
         return augmented_raster(example.stroke3, rng)
     return example.raster
