@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -265,9 +266,11 @@ def test_prefixes_redraw_the_drawings_at_their_rate_and_leave_the_rest_as_before
 
 
 def test_training_on_prefixes_runs(cache_path, tmp_path):
-    for model in ("stroke", "cnn"):
-        train(tiny_config(cache_path, tmp_path / model, model=model, epochs=1, prefix=0.3))
-        assert load_checkpoint(tmp_path / model / "last.pt")["config"]["prefix"] == 0.3
+    for model, anywhere in itertools.product(("stroke", "cnn"), (0, 1)):
+        out = tmp_path / f"{model}-{anywhere}"
+        train(tiny_config(cache_path, out, model=model, epochs=1, prefix=0.3, prefix_anywhere=anywhere))
+        config = load_checkpoint(out / "last.pt")["config"]
+        assert config["prefix"] == 0.3 and config["prefix_anywhere"] == anywhere
 
 
 def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):

@@ -175,8 +175,10 @@ for _m in ("stroke", "cnn"):
         "mirror": 1,
         # eleventh session: half the CNN's drawings re-drawn from augmented strokes each time (docs/classifiers.md)
         "redraw": {"stroke": 0.0, "cnn": 0.5}[_m],
-        # fifteenth session: a quarter of the CNN's drawings cut to their first strokes, as the live guesses see them
-        "prefix": {"stroke": 0.0, "cnn": 0.25}[_m],
+        # A quarter of the drawings cut short, as the live guesses see them: the CNN's at a stroke end (fifteenth
+        # session), the stroke model's anywhere along the pen's path, mid-stroke mostly (sixteenth session)
+        "prefix": 0.25,
+        "prefix_anywhere": {"stroke": 1, "cnn": 0}[_m],
     }
 RASTER_WARP = dict(degrees=8.0, scale=0.08, shift=1.0)  # CNN augmentation: mild, Google's bitmaps are centred
 
