@@ -41,7 +41,7 @@ bench: setup  ## print the benchmark tables
 models: setup  ## train and export every shipped model from scratch on $(DATA)
 	$(PY) -m training.train_all --data $(DATA)
 
-classifiers: setup  ## train and export the two classifiers and their fusion from scratch (no generator; 82 min measured on 2 cores)
+classifiers: setup  ## train and export the two classifiers and their fusion from scratch (no generator; 50-82 min measured on 2 cores)
 	$(PY) -m training.train_all --data $(DATA) --skip-generator
 
 clean:

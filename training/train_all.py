@@ -7,8 +7,8 @@ Steps (wall time of each written to runs/train_all.json):
   2. the stroke model and the CNN, side by side (one CPU thread each: this machine has 2 cores), each stopping at
      its epoch limit, early stopping or --minutes, then going on to its second phase (recipe "finetune": from the
      first phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships. Timed
-     end to end with --skip-generator on this 2-core CPU: 82 minutes in all (stroke 9 + 22, CNN 33 + 45 minutes;
-     docs/classifiers.md, "Twelfth session");
+     end to end with --skip-generator on 2 cores: 50 minutes on an AMD EPYC (stroke 6.5 + 15.6, CNN 16.8 + 31.1
+     minutes), 82 on an Intel Xeon (docs/classifiers.md, "Twelfth session" and "Sixteenth session");
   3. (--baselines) the two baseline recipes, for the README table;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
      the manifests, the live guesses replayed stroke by stroke (`training.evaluate_live`), plots;
