@@ -59,6 +59,13 @@ def test_live_tally_counts_the_guesses_while_the_pen_is_down():
     assert m["guessed"]["seconds"] == 1.2 and m["guessed"]["seconds_any_time"] == 0.3
 
 
+def test_live_tally_counts_how_often_the_top_guess_changes():
+    tally = LiveTally(3)
+    tally.add(0, np.array([0, 0]), np.array([False, False]), None, shown=np.array([2, 2, 0, 1, 0]))  # 3 changes of 4
+    tally.add(1, np.array([1]), np.array([False]), None, shown=np.array([1]))  # one answer: nothing to change
+    assert tally.metrics()["top_guess_changes"] == {"per_drawing": 3 / 2, "share_of_answers": 3 / 4}
+
+
 def _stroke(x0, y0, x1, y1, t0):
     xs, ys = np.linspace(x0, x1, 6), np.linspace(y0, y1, 6)
     return [
@@ -107,4 +114,7 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
     assert pen_down["n"] == pen_down["calibration"]["n"] == 8 * 3  # 150 ms into each 200 ms stroke
     assert guessed["share_any_time"] >= guessed["share"]
     assert "pen_down" not in out["simplified"]["fused"]
+    for kind, answers in (("raw", 3 + 3), ("simplified", 3)):  # a drawing: 3 stroke ends (and 3 pen-down requests)
+        changes = out[kind]["fused"]["top_guess_changes"]
+        assert changes["per_drawing"] == changes["share_of_answers"] * (answers - 1)
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings

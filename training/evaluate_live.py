@@ -28,6 +28,9 @@ The raw drawings are also replayed while the pen is down, as the page asks every
                `calibration` (the scores come from `Classifier.combine(..., pen_down=True)`, as the app's);
   guessed      gains `share_any_time` and `seconds_any_time`: the first right guess at a stroke end or while drawing,
                the way the game itself listens (it guesses while the player draws, not only between strokes).
+For every source, `top_guess_changes`: how often the top guess differs from the answer before (`per_drawing`, and
+`share_of_answers` after each drawing's first), in the order the page shows them: a guess that jumps about names
+more drawings right at some moment by chance, and is harder to read.
 A request the preprocessing refuses (still a dot) is one the page does not send: it is not counted.
 """
 
@@ -67,6 +70,8 @@ class Replay:
     pen_down: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # raw only: output -> (ranks, sure), (m,) each,
     # at the m requests sent while the pen was down (`pen_down_views`)
     pen_down_ms: np.ndarray | None = None  # (m,) their times, ms from the drawing's first point
+    shown: dict[str, np.ndarray] | None = None  # output -> the top guess of every answer, in the order the page
+    # shows them (stroke ends and pen-down requests by time; the refused prefixes, which get no answer, left out)
 
 
 @dataclass
@@ -88,6 +93,8 @@ class LiveTally:
     sent_top5: int = 0  # ... in the top 5
     sent_sure: int = 0  # ... with a headline "I think it is X"
     sent_sure_right: int = 0  # ... with X right
+    answers: int = 0  # answers after each drawing's first (`Replay.shown`)
+    changes: int = 0  # of them with another top guess than the answer before
     guessed_any_time: int = 0  # drawings right at a stroke end or while the pen was down (timed drawings only)
     seconds_any_time: list[float] = field(default_factory=list)  # the time of each one's first right guess
 
@@ -103,10 +110,15 @@ class LiveTally:
         sure: np.ndarray,
         stroke_end_ms: np.ndarray | None,
         pen_down: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        shown: np.ndarray | None = None,
     ) -> None:
         """One replayed drawing: the true class's rank and the headline after each of its n strokes, the time of
-        each stroke end, and (ranks, sure, times) of the requests sent while the pen was down, where timed."""
+        each stroke end, (ranks, sure, times) of the requests sent while the pen was down, where timed, and the top
+        guess of every answer in the order shown."""
         n = len(ranks)
+        if shown is not None and len(shown) > 1:
+            self.answers += len(shown) - 1
+            self.changes += int((shown[1:] != shown[:-1]).sum())
         self.stroke_ends += n
         self.sure += int(sure.sum())
         self.sure_right += int((sure & (ranks == 0)).sum())
@@ -157,6 +169,11 @@ class LiveTally:
             guessed["stroke_fraction"] = float(np.mean(self.first_right)) if self.first_right else None
             if self.seconds:
                 guessed["seconds"] = float(np.median(self.seconds))
+            if self.answers:
+                out["top_guess_changes"] = {
+                    "per_drawing": self.changes / int(self.drawings.sum()),
+                    "share_of_answers": self.changes / self.answers,
+                }
             if self.sent:
                 out["pen_down"] = {
                     "n": self.sent,
@@ -257,6 +274,11 @@ def replay(
             tick_ms[d].append(ms)
     n_classes = len(clf.classes)
     names = outputs(clf)
+    # the top guess of each answer, {is a pen-down request: [{output: (n,) or (m,)}]}; -1: no answer (a refused prefix)
+    top = {
+        False: [{name: np.full(len(d), -1) for name in names} for d in drawings],
+        True: [{name: np.full(len(m), -1) for name in names} for m in tick_ms],
+    }
     ranks = [{name: np.full(len(d), n_classes, np.int64) for name in names} for d in drawings]
     sure = [{name: np.zeros(len(d), bool) for name in names} for d in drawings]
     tick_ranks = [{name: np.zeros(len(m), np.int64) for name in names} for m in tick_ms]
@@ -274,17 +296,26 @@ def replay(
                 reliability["pen_down"][name].add(s[~ends], truth[~ends])
             rank = (s > s[np.arange(len(rows)), truth][:, None]).sum(axis=1)
             confident = np.exp(s.max(axis=1)) >= SURE
+            best = s.argmax(axis=1)
             for row, (d, down, j) in enumerate(rows):
                 (tick_ranks if down else ranks)[d][name][j] = rank[row]
                 (tick_sure if down else sure)[d][name][j] = confident[row]
+                top[down][d][name][j] = best[row]
     out = []
     for d, drawing in enumerate(drawings):
+        ends = np.array([float(s[-1, 2]) for s in drawing]) if timed else np.arange(len(drawing), dtype=np.float64)
+        # the answers in the order shown: by time, a stroke's pen-down requests before its end
+        when = np.concatenate([np.array(tick_ms[d]), ends])
+        order = np.lexsort((np.r_[np.zeros(len(tick_ms[d])), np.ones(len(ends))], when))
+        shown = {}
+        for name in names:
+            tops = np.concatenate([top[True][d][name], top[False][d][name]])[order]
+            shown[name] = tops[tops >= 0]
         if not timed:
-            out.append(Replay(labels[d], ranks[d], sure[d], None))
+            out.append(Replay(labels[d], ranks[d], sure[d], None, shown=shown))
             continue
-        ends = np.array([float(s[-1, 2]) for s in drawing])
         pen_down = {name: (tick_ranks[d][name], tick_sure[d][name]) for name in names}
-        out.append(Replay(labels[d], ranks[d], sure[d], ends, pen_down, np.array(tick_ms[d])))
+        out.append(Replay(labels[d], ranks[d], sure[d], ends, pen_down, np.array(tick_ms[d]), shown))
     return out
 
 
@@ -319,7 +350,7 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
             for r in replay(clf, drawings, labels, kind == "raw", reliability):
                 for name, tally in tallies.items():
                     pen_down = (*r.pen_down[name], r.pen_down_ms) if r.pen_down else None
-                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down)
+                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down, r.shown[name])
         out[kind] = {}
         for name, tally in tallies.items():
             out[kind][name] = tally.metrics() | {"calibration": reliability["stroke_end"][name].metrics()}
