@@ -274,8 +274,7 @@ def stroke_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
     (cut to a prefix of its strokes with probability `prefix`, anywhere along the pen's path with `prefix_anywhere`,
-    and mirrored left-right half the time in the classes
-    `mirror`, a (C,) bool array, marks)."""
+    and mirrored left-right half the time in the classes `mirror`, a (C,) bool array, marks)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
         if len(idx) == 0:  # a short final evaluation batch can leave a rank nothing

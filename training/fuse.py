@@ -256,18 +256,19 @@ def tune_pen_down(
     weights, report = fusion.weights, {}
     if len(raw) == 2:
         g = fusion.prior_weight.get("fused", 0.0) * fusion.log_prior
-        by_w = {
-            float(w): objective(w * raw["stroke"] + (1 - w) * raw["cnn"] + g, labels, clf.classes) for w in WEIGHT_GRID
-        }
+
+        def fused_metrics(w: float) -> tuple[float, dict]:
+            return objective(w * raw["stroke"] + (1 - w) * raw["cnn"] + g, labels, clf.classes)
+
+        by_w = {float(w): fused_metrics(w) for w in WEIGHT_GRID}
         w = max(by_w, key=lambda k: by_w[k][0])
         weights = {"stroke": w, "cnn": round(1 - w, 4)}
         report["weights"] = weights
-        for name, w_used in (("between_strokes", fusion.weights["stroke"]), ("pen_down", w)):
-            m = objective(w_used * raw["stroke"] + (1 - w_used) * raw["cnn"] + g, labels, clf.classes)[1]
+        for name, (_, m) in (("between_strokes", fused_metrics(fusion.weights["stroke"])), ("pen_down", by_w[w])):
             report[f"fused_with_{name}_weights"] = {k: v for k, v in m.items() if k != "per_class"}
     drawing, calibration = fit_temperatures(clf, dataclasses.replace(fusion, weights=weights), views, labels)
-    stale = Classifier(clf.models, fusion, clf.classes, [], parallel=False).combine(raw)
-    for name, lp in stale.items():
+    as_between_strokes = Classifier(clf.models, fusion, clf.classes, [], parallel=False).combine(raw)
+    for name, lp in as_between_strokes.items():
         calibration[name]["with_between_strokes_settings"] = Reliability(lp.shape[1]).add(lp, labels).metrics()
     report["calibration"] = calibration
     pen_down = {"weights": weights, "temperature": drawing.temperature}
