@@ -221,6 +221,18 @@ def pen_down_views(drawing: list, every_ms: float = LIVE_MS) -> list[tuple[float
     return views
 
 
+def pen_down_requests(drawing: list) -> list[tuple[float, Prepared]]:
+    """(time in ms, the request through the canvas path) for each of `pen_down_views`, without the ones it refuses
+    (still a dot: the page sends nothing then)."""
+    out = []
+    for ms, view in pen_down_views(drawing):
+        try:
+            out.append((ms, from_canvas(view)))
+        except DrawingError:
+            continue
+    return out
+
+
 def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
     """What the page shows guesses for, in one list: every prefix of every drawing of the split, raw and simplified,
     through the canvas path -> (prepared prefixes, labels (N,)). For fitting the temperatures (`training.fuse`)."""
@@ -240,12 +252,9 @@ def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_cl
     prepared, labels = [], []
     for drawings, chunk_labels in chunks(root, "raw", split, index, per_class):
         for drawing, label in zip(drawings, chunk_labels, strict=True):
-            for _, view in pen_down_views(drawing):
-                try:
-                    prepared.append(from_canvas(view))
-                except DrawingError:  # still a dot: the page sends nothing
-                    continue
-                labels.append(label)
+            requests = [p for _, p in pen_down_requests(drawing)]
+            prepared += requests
+            labels += [label] * len(requests)
     return prepared, np.array(labels, np.int64)
 
 
@@ -265,11 +274,8 @@ def replay(
         for k, p in prefixes(drawing):
             prepared.append(p)
             owner.append((d, False, k - 1))
-        for ms, view in pen_down_views(drawing) if timed else []:
-            try:
-                prepared.append(from_canvas(view))
-            except DrawingError:  # still a dot: the page sends nothing
-                continue
+        for ms, p in pen_down_requests(drawing) if timed else []:
+            prepared.append(p)
             owner.append((d, True, len(tick_ms[d])))
             tick_ms[d].append(ms)
     n_classes = len(clf.classes)
