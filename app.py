@@ -77,12 +77,13 @@ def build(service: Service) -> gr.Blocks:
         data = evt._data if isinstance(evt._data, dict) else {}
         seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
         pen_down = data.get("pen_down") is True  # a live request: the last stroke is still being drawn
+        shown = data.get("shown") if isinstance(data.get("shown"), str) else None  # the page's top guess now
         newest.start(session, seq)
         if not strokes:
             answer = guesses_html(None, seq), details_html(None)
         else:
             try:
-                result = service.classify(strokes, pen_down=pen_down)
+                result = service.classify(strokes, pen_down=pen_down, shown=shown)
                 answer = guesses_html(result, seq), details_html(result)
             except ModelError as e:
                 answer = guesses_html(None, seq, message=str(e)), details_html(None)
@@ -112,11 +113,13 @@ def build(service: Service) -> gr.Blocks:
 
     # -- API (gradio_client): errors come back as gradio_client.exceptions.AppError with the message -------------------
 
-    def classify(strokes: str, pen_down: bool = False) -> dict:
+    def classify(strokes: str, pen_down: bool = False, shown: str = "") -> dict:
         """Strokes as JSON `[[[x, y, t_ms], ...], ...]` -> top-5 of each model: {"fused", "stroke", "cnn"}.
-        `pen_down`: the last stroke is still being drawn (a live request), which has its own fusion settings."""
+        `pen_down`: the last stroke is still being drawn (a live request), which has its own fusion settings;
+        `shown`: the fused guess a live display shows first now ("" for none), kept unless the drawing now points
+        clearly elsewhere."""
         try:
-            result = service.classify(strokes, pen_down=pen_down)
+            result = service.classify(strokes, pen_down=pen_down, shown=shown or None)
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
         result.pop("raster")

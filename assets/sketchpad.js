@@ -1,7 +1,9 @@
 // The drawing canvas (#sketchpad). Runs as gr.HTML js_on_load, after draw.js: `element`, `trigger`, `props` and
 // `watch` come from Gradio. The drawing lives here, in the page: a failed request never loses it.
-// Events sent to Python: 'strokes_done' {strokes, seq, pen_down} after every stroke and live while the pen is down
-// (pen_down: the last stroke is still being drawn, which the classifiers weigh and calibrate differently);
+// Events sent to Python: 'strokes_done' {strokes, seq, pen_down, shown} after every stroke and live while the pen is
+// down (pen_down: the last stroke is still being drawn, which the classifiers weigh and calibrate differently; shown:
+// the guess the page shows first now, null for none, which the server keeps unless the drawing now points clearly
+// elsewhere, so the headline does not flicker between two near-equal guesses);
 // 'finish' {strokes} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
 // {op: "finish", strokes, word, speed, nonce}; the new strokes are animated in another colour, then kept.
 
@@ -26,6 +28,8 @@ let giveUp = null; // timer releasing a request that never got an answer
 let dirty = false; // points added since the last live request
 let live = null; // interval id while the pen is down
 let penDownSent = false; // whether the last request went out while the pen was down
+let shownSent = null; // the top guess the last request said the page showed
+let freshFrom = 0; // answers to requests before this one are about a drawing since cleared or replaced
 let anim = null; // running replay/finish animation
 let overlay = null; // {strokes, counts, color} drawn on top while animating
 
@@ -87,7 +91,8 @@ function send(urgent) {
   clearTimeout(giveUp);
   giveUp = setTimeout(() => answered(inflight), ANSWER_TIMEOUT_MS);
   penDownSent = current !== null; // drawing() holds the stroke being drawn
-  trigger('strokes_done', { strokes: all, seq, pen_down: penDownSent });
+  shownSent = shownTop();
+  trigger('strokes_done', { strokes: all, seq, pen_down: penDownSent, shown: shownSent });
 }
 
 function answered(upTo) {
@@ -172,6 +177,7 @@ function undo() {
 function clear() {
   drop();
   strokes = [];
+  freshFrom = seq + 1;
   current = null;
   say('');
   save();
@@ -236,6 +242,12 @@ function topWord() {
   return w ? w.textContent : '';
 }
 
+function shownTop() { // the top guess on show, if it is about the current drawing
+  const answer = document.querySelector('#guesses [data-seq]');
+  if (!answer || Number(answer.dataset.seq) < freshFrom) return null;
+  return topWord() || null;
+}
+
 element.querySelector('.sk-png').addEventListener('click', () => {
   settle();
   skDownload('sketch.png', canvas.toDataURL('image/png'));
@@ -275,6 +287,7 @@ function load(text) {
   try { rec = fromRecord(text); } catch (err) { say(`Cannot read that file: ${err.message}`); return; }
   drop();
   strokes = [];
+  freshFrom = seq + 1;
   t0 = performance.now();
   save();
   redraw();
@@ -298,6 +311,7 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
   clear,
   seq: () => seq,
   penDownSent: () => penDownSent,
+  shownSent: () => shownSent,
   target: () => (pending ? seq + 1 : seq), // the request number whose answer will cover the current drawing
 });
 

@@ -14,7 +14,12 @@ Each score is then divided by its temperature T (fitted on validation, so that t
 often the guess is right; a temperature never changes the ranking) and renormalised. While the pen is down the
 drawing ends in a stroke still being drawn, which neither model trained on (the stroke model least: the end of its
 last stroke is no end); those requests (`classify(..., pen_down=True)`) get weights and temperatures of their own,
-tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). Where `fusion.json` says so
+tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). The page also says which
+guess it shows first now (`classify(..., shown=word)`): that guess stays first unless another is more than e^hold
+times as likely (`Fusion.hold`), so a near tie does not swap the headline back and forth at every request. The hold
+orders the guesses only: each keeps its own calibrated probability (a boost would count the same strokes twice and
+over-claim). It is tuned on the validation drawings replayed as the page asks (`training.fuse`).
+Where `fusion.json` says so
 for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror, both run in one batch.
 The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
 releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
@@ -32,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import DrawingError, ModelError
 from .prepare import PREPROCESSING_VERSION, RASTER_STEP, SIMPLIFY_STEP, Prepared, from_canvas, stale_steps
 from .runtime import MODELS_DIR, Manifest, Model, load_onnx
 
@@ -69,6 +74,7 @@ class Fusion:
     temperature: dict[str, float] = field(default_factory=dict)  # "stroke" | "cnn" | "fused" -> T (default 1)
     # {"weights": {...}, "temperature": {...}} in place of the two above while the pen is down; {}: the same ones
     pen_down: dict[str, dict[str, float]] = field(default_factory=dict)
+    hold: float = 0.0  # log-odds another guess needs over the one the page shows first now to replace it
 
     @classmethod
     def default(cls, n_classes: int) -> Fusion:
@@ -84,6 +90,7 @@ class Fusion:
             {k: bool(v) for k, v in c.get("mirror", {}).items()},
             {k: float(v) for k, v in c.get("temperature", {}).items()},
             {part: {k: float(v) for k, v in values.items()} for part, values in c.get("pen_down", {}).items()},
+            float(c.get("hold", 0.0)),
         )
 
     def for_pen_down(self) -> Fusion:
@@ -106,16 +113,30 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
+def hold_order(log_probs: np.ndarray, shown: np.ndarray, hold: float) -> np.ndarray:
+    """(B, C) log-probabilities and (B,) the class each drawing's page shows first now (-1: none) -> (B, C) scores
+    that order the guesses: the same, with `hold` added to that class's. Not probabilities: show `log_probs`'."""
+    shown = np.asarray(shown, np.int64).reshape(-1)
+    rows = np.flatnonzero(shown >= 0)
+    if not hold or not len(rows):
+        return log_probs
+    out = log_probs.copy()
+    out[rows, shown[rows]] += hold
+    return out
+
+
 def mean_of_views(plain: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
     """Log-probabilities (B, C) of drawings as drawn and of their left-right mirrors -> their mean, renormalised."""
     return log_softmax(0.5 * (plain + mirrored))
 
 
-def best_guesses(log_probs: np.ndarray, classes: list[str], k: int) -> list[Guess]:
-    """(C,) log-probabilities -> the k best guesses, best first."""
+def best_guesses(log_probs: np.ndarray, classes: list[str], k: int, order: np.ndarray | None = None) -> list[Guess]:
+    """(C,) log-probabilities -> the k best guesses, best first, each with its probability; by (C,) `order` where
+    given (`hold_order`), else by probability."""
     k = min(k, len(classes))
-    idx = np.argpartition(-log_probs, k - 1)[:k]
-    idx = idx[np.argsort(-log_probs[idx], kind="stable")]
+    order = log_probs if order is None else order
+    idx = np.argpartition(-order, k - 1)[:k]
+    idx = idx[np.argsort(-order[idx], kind="stable")]
     return [Guess(classes[i], float(np.exp(log_probs[i]))) for i in idx]
 
 
@@ -129,6 +150,7 @@ class Classifier:
         self.fusion = fusion
         self.classes = classes
         self.problems = problems  # one clear message per model that failed to load
+        self._index = {word: i for i, word in enumerate(classes)}
         # Workers for every model but the first, shared by concurrent requests; threads start on first use.
         workers = (os.cpu_count() or 1) * (len(models) - 1)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="classifier") if parallel and workers else None
@@ -216,9 +238,9 @@ class Classifier:
         }
         if len(raw) == 1:
             out["fused"] = next(iter(out.values()))
-            return out
-        score = sum(fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
-        out["fused"] = fusion.calibrate("fused", score + fusion.prior_weight.get("fused", 0.0) * fusion.log_prior)
+        else:
+            score = sum(fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
+            out["fused"] = fusion.calibrate("fused", score + fusion.prior_weight.get("fused", 0.0) * fusion.log_prior)
         return out
 
     def raster_views(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,16 +293,27 @@ class Classifier:
             lp = log_softmax(self._cnn_logits(rasters))
         return np.exp(self.combine({"cnn": lp})["cnn"])
 
-    def classify(self, strokes: object, top_k: int = 5, pen_down: bool = False) -> Guesses:
+    def classify(self, strokes: object, top_k: int = 5, pen_down: bool = False, shown: str | None = None) -> Guesses:
         """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input. `pen_down`: the last stroke is still
-        being drawn (the page's live requests while the pen is down)."""
+        being drawn (the page's live requests while the pen is down); `shown`: the guess the page shows first now,
+        if any (one of `classes`)."""
+        shown_index = self.class_index(shown)
         prepared = from_canvas(strokes)
-        return self.classify_prepared(prepared, top_k, pen_down)
+        return self.classify_prepared(prepared, top_k, pen_down, shown_index)
 
-    def classify_prepared(self, prepared: Prepared, top_k: int = 5, pen_down: bool = False) -> Guesses:
+    def class_index(self, word: str | None) -> int:
+        """A class name -> its output index; None -> -1. Raises `DrawingError` for anything else."""
+        if word is None:
+            return -1
+        if not isinstance(word, str) or word not in self._index:
+            raise DrawingError(f"shown must be one of the {len(self.classes)} classes or none, got {word!r:.60}")
+        return self._index[word]
+
+    def classify_prepared(self, prepared: Prepared, top_k: int = 5, pen_down: bool = False, shown: int = -1) -> Guesses:
         scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared]), pen_down).items()}
+        order = hold_order(scores["fused"][None], np.array([shown]), self.fusion.hold)[0]
         return Guesses(
-            fused=best_guesses(scores["fused"], self.classes, top_k),
+            fused=best_guesses(scores["fused"], self.classes, top_k, order),
             stroke=best_guesses(scores["stroke"], self.classes, top_k) if "stroke" in scores else None,
             cnn=best_guesses(scores["cnn"], self.classes, top_k) if "cnn" in scores else None,
             raster=prepared.raster,
@@ -305,7 +338,8 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
         outputs={"fused": ["B", len(classes)]},
         input_format="log-softmax of each classifier's logits (mean over the drawing and its mirror where `mirror`); "
         "fused = sum_m w_m * logp_m + g * log_prior; every output then log_softmax(score / temperature); "
-        "`pen_down`: the weights and temperatures for a drawing whose last stroke is still being drawn",
+        "`pen_down`: the weights and temperatures for a drawing whose last stroke is still being drawn; "
+        "`hold`: the log-odds another fused guess needs over the one the page shows first to replace it",
         preprocessing_version=PREPROCESSING_VERSION,
         config={
             "weights": fusion.weights,
@@ -314,6 +348,7 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
             "mirror": fusion.mirror,
             "temperature": fusion.temperature,
             "pen_down": fusion.pen_down,
+            "hold": fusion.hold,
         },
         metrics=metrics,
         **(extra or {}),

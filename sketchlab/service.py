@@ -202,12 +202,13 @@ class Service:
 
     # -- requests -------------------------------------------------------------------------------------------------
 
-    def classify(self, strokes: object, top_k: int = TOP_K, pen_down: bool = False) -> dict:
+    def classify(self, strokes: object, top_k: int = TOP_K, pen_down: bool = False, shown: str | None = None) -> dict:
         """Strokes (JSON text or lists) -> {"fused", "stroke", "cnn": [{"word", "prob"}] or None, "raster"}.
 
         "raster" is the (28, 28) uint8 array the CNN saw. `pen_down`: the last stroke is still being drawn (the
-        page's live requests), which has its own fusion settings. Raises `DrawingError` for a bad or empty drawing
-        and `ModelError` when no classifier is loaded.
+        page's live requests), which has its own fusion settings; `shown`: the guess the page shows first now, held
+        unless the new evidence beats it (`Fusion.hold`). Raises `DrawingError` for a bad or empty drawing or a
+        `shown` that is not a class, and `ModelError` when no classifier is loaded.
         """
         if not isinstance(pen_down, bool):
             raise DrawingError(f"pen_down must be true or false, got {pen_down!r}")
@@ -216,7 +217,7 @@ class Service:
             raise DrawingError("the drawing has no strokes")
         classifier = self._need(self.classifier, "classifier")
         with _model_call("classifier"):
-            guesses = classifier.classify(drawing, top_k=top_k, pen_down=pen_down)
+            guesses = classifier.classify(drawing, top_k=top_k, pen_down=pen_down, shown=shown)
         return {
             "fused": _guess_list(guesses.fused),
             "stroke": _guess_list(guesses.stroke),

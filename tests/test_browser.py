@@ -155,6 +155,19 @@ def test_pen_and_touch_pointers_draw_too(page, kind):
     assert page.locator("#guesses .guess").count() == 5
 
 
+def test_requests_say_which_guess_the_page_shows(page):
+    _stroke(page, ROOF)
+    _answered(page, _seq(page))
+    top = page.inner_text("#guesses .top-word")
+    page.click("#sketchpad .sk-undo")  # a finished change goes at once, saying what is on show
+    assert page.evaluate("window.sketchlab.shownSent()") == top  # the server keeps it unless clearly beaten
+    _answered(page, _seq(page))
+    _stroke(page, ROOF)
+    _answered(page, _seq(page))
+    page.click("#sketchpad .sk-clear")  # the guesses still on show are about the cleared drawing
+    assert page.evaluate("window.sketchlab.shownSent()") is None
+
+
 def test_undo_and_clear(page):
     _stroke(page, ROOF)
     _stroke(page, WALLS)

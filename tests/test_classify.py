@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -10,7 +11,16 @@ import pytest
 from _tiny_models import tiny_models
 from onnx import TensorProto, helper, numpy_helper
 
-from sketchlab.classify import Classifier, Fusion, Guess, Guesses, best_guesses, log_softmax, save_fusion
+from sketchlab.classify import (
+    Classifier,
+    Fusion,
+    Guess,
+    Guesses,
+    best_guesses,
+    hold_order,
+    log_softmax,
+    save_fusion,
+)
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas
 from sketchlab.runtime import Manifest
@@ -170,6 +180,35 @@ def test_pen_down_requests_get_their_own_weights_and_temperatures(models_dir):
     ]
     without = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior)  # an older fusion.json: the same settings
     assert without.for_pen_down() == without
+
+
+def test_the_shown_guess_stays_first_unless_clearly_beaten(models_dir):
+    scores = np.log(np.array([[0.40, 0.35, 0.25], [0.30, 0.30, 0.40]]))
+    order = hold_order(scores, np.array([1, -1]), 0.5)  # row 0: class 1 shown first now; row 1: nothing shown
+    np.testing.assert_allclose(order[0], scores[0] + [0, 0.5, 0])
+    np.testing.assert_allclose(order[1], scores[1])
+    assert hold_order(scores, np.array([2, 2]), 0.0) is scores  # no hold: ordered by probability
+
+    fusion = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, np.zeros(C, np.float32), temperature={"fused": 0.8}, hold=0.3)
+    save_fusion(models_dir / "fusion.json", fusion, CLASSES, {"valid": {}})
+    clf = Classifier.load(models_dir)
+    assert clf.problems == [] and clf.fusion.hold == 0.3 and clf.fusion.for_pen_down().hold == 0.3
+    plain = clf.combine(clf.raw_log_probs([from_canvas(_drawing())]))["fused"][0]
+    first, second = np.argsort(-plain)[:2]
+    g = clf.classify(_drawing(), shown=CLASSES[second])
+    held_first = plain[second] + 0.3 > plain[first]
+    assert g.fused[0].word == CLASSES[second if held_first else first]
+    # the probabilities are the calibrated ones, whatever the order
+    assert {x.word: x.prob for x in g.fused} == {x.word: x.prob for x in clf.classify(_drawing()).fused}
+    far = dataclasses.replace(fusion, hold=100.0)
+    save_fusion(models_dir / "fusion.json", far, CLASSES, {"valid": {}})
+    last = int(np.argmin(plain))
+    g = Classifier.load(models_dir).classify(_drawing(), shown=CLASSES[last])
+    assert g.fused[0].word == CLASSES[last] and g.fused[0].prob == pytest.approx(float(np.exp(plain[last])), rel=1e-5)
+    for bad in ("not a class", 3, ["cat"]):
+        with pytest.raises(DrawingError, match="shown must be one of"):
+            clf.classify(_drawing(), shown=bad)
+    assert Fusion({"stroke": 1.0}, {}, np.zeros(C, np.float32)).hold == 0.0  # an older fusion.json: no hold
 
 
 def test_one_broken_model_still_classifies(models_dir):

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from _tiny_models import WORDS, tiny_models
 
-from sketchlab.classify import Classifier
-from training.evaluate_live import LIVE_MS, LiveTally, main, pen_down_views
+from sketchlab.classify import Classifier, Fusion, hold_order, save_fusion
+from training.evaluate_live import LIVE_MS, LiveTally, held, main, page_order, pen_down_views
 
 
 def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one():
@@ -63,7 +63,36 @@ def test_live_tally_counts_how_often_the_top_guess_changes():
     tally = LiveTally(3)
     tally.add(0, np.array([0, 0]), np.array([False, False]), None, shown=np.array([2, 2, 0, 1, 0]))  # 3 changes of 4
     tally.add(1, np.array([1]), np.array([False]), None, shown=np.array([1]))  # one answer: nothing to change
-    assert tally.metrics()["top_guess_changes"] == {"per_drawing": 3 / 2, "share_of_answers": 3 / 4}
+    changes = tally.metrics()["top_guess_changes"]
+    assert changes == {"per_drawing": 3 / 2, "share_of_answers": 3 / 4, "back_per_drawing": 1 / 2}  # 0 -> 1 -> 0
+    assert tally.metrics()["guessed"]["share_steady"] == 0.0  # right once each: never two answers in a row
+    tally.add(2, np.array([0]), np.array([True]), None, shown=np.array([1, 2, 2]))
+    assert tally.metrics()["guessed"]["share_steady"] == 1 / 3
+
+
+def test_page_order_puts_each_strokes_pen_down_requests_before_its_end():
+    first = np.array([[0, 0, 0], [5, 0, 100], [9, 0, 200], [12, 3, 250], [20, 8, 600]], float)
+    second = np.array([[0, 50, 900], [40, 50, 1000], [60, 70, 1200]], float)
+    order = page_order([first, second], timed=True)
+    assert [(ms, down, j) for ms, down, j, _ in order] == [
+        (150, True, 0),
+        (300, True, 1),  # none at 450: no point came since 300
+        (600, False, 0),
+        (1050, True, 2),
+        (1200, False, 1),
+    ]
+    assert [(k, down) for k, down, *_ in page_order([first, second], timed=False)] == [(1, False), (2, False)]
+
+
+def test_held_answers_keep_the_guess_shown_before_unless_beaten_by_the_hold():
+    scores = np.log(
+        np.array([[0.5, 0.3, 0.2], [0.38, 0.42, 0.2], [0.2, 0.7, 0.1], [0.45, 0.4, 0.15]], np.float32)
+    )  # by probability: 0, 1, 1, 0
+    order = held(scores, 0.2)  # 0.42 / 0.38 < e^0.2: class 0 stays; 0.7 / 0.2 beats it; 0.45 / 0.4 does not beat 1
+    assert order.argmax(axis=1).tolist() == [0, 0, 1, 1]
+    np.testing.assert_allclose(order[1], hold_order(scores[1:2], np.array([0]), 0.2)[0])
+    np.testing.assert_allclose(order[0], scores[0])
+    assert held(scores, 0.0) is scores
 
 
 def _stroke(x0, y0, x1, y1, t0):
@@ -118,3 +147,22 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
         changes = out[kind]["fused"]["top_guess_changes"]
         assert changes["per_drawing"] == changes["share_of_answers"] * (answers - 1)
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings
+    assert out["hold"] == 0.0 and 0 <= guessed["share_steady"] <= guessed["share_any_time"]
+
+
+def test_a_hold_steadies_the_shown_guesses_and_only_the_fused_ones(tmp_path):
+    models = tiny_models(tmp_path / "models")
+    _layout(tmp_path / "qd")
+    args = ["--data", str(tmp_path / "qd"), "--split", "all", "--models-dir", str(models)]
+    main([*args, "--json", str(tmp_path / "plain.json")])
+    clf = Classifier.load(models)
+    fusion = Fusion(clf.fusion.weights, {}, clf.fusion.log_prior, hold=10.0)  # nothing can beat the first guess
+    save_fusion(models / "fusion.json", fusion, clf.classes, {"valid": {}})
+    main([*args, "--json", str(tmp_path / "held.json")])
+    plain, steady = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("plain", "held"))
+    assert steady["hold"] == 10.0
+    for kind in ("raw", "simplified"):
+        assert steady[kind]["fused"]["top_guess_changes"]["per_drawing"] == 0.0
+        for name in ("stroke", "cnn"):
+            assert steady[kind][name] == plain[kind][name]
+        assert steady[kind]["fused"]["calibration"] == plain[kind]["fused"]["calibration"]  # the same probabilities

@@ -29,8 +29,12 @@ The raw drawings are also replayed while the pen is down, as the page asks every
   guessed      gains `share_any_time` and `seconds_any_time`: the first right guess at a stroke end or while drawing,
                the way the game itself listens (it guesses while the player draws, not only between strokes).
 For every source, `top_guess_changes`: how often the top guess differs from the answer before (`per_drawing`, and
-`share_of_answers` after each drawing's first), in the order the page shows them: a guess that jumps about names
-more drawings right at some moment by chance, and is harder to read.
+`share_of_answers` after each drawing's first; `back_per_drawing`: the changes back to a guess shown first within the
+last FLICKER answers, a flicker), in the order the page shows them: a guess that jumps about names
+more drawings right at some moment by chance, and is harder to read; so `guessed.share_steady` counts only the
+drawings named right in two answers in a row. The fused guesses are ordered as the page orders them: the one shown
+first stays first unless beaten by `Fusion.hold` (`held`); their probabilities, and so the calibration, are the
+model's own. JSON OUT records that `hold`.
 A request the preprocessing refuses (still a dot) is one the page does not send: it is not counted.
 """
 
@@ -46,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchlab import data as qd
-from sketchlab.classify import Classifier
+from sketchlab.classify import Classifier, hold_order
 from sketchlab.errors import DrawingError
 from sketchlab.page import SURE
 from sketchlab.prepare import Prepared, from_canvas
@@ -56,6 +60,7 @@ from training.evaluate import BATCH, Reliability, Tally, chosen_split, outputs, 
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 LIVE_MS = 150  # while the pen is down the page sends the drawing this often (assets/sketchpad.js, LIVE_MS)
+FLICKER = 3  # a top guess that comes back within this many answers (about half a second while drawing) flickered
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
 
 
@@ -95,6 +100,8 @@ class LiveTally:
     sent_sure_right: int = 0  # ... with X right
     answers: int = 0  # answers after each drawing's first (`Replay.shown`)
     changes: int = 0  # of them with another top guess than the answer before
+    flickers: int = 0  # of those, back to a top guess of the FLICKER answers before
+    steady: int = 0  # drawings whose top guess was right in two answers in a row at some moment (`Replay.shown`)
     guessed_any_time: int = 0  # drawings right at a stroke end or while the pen was down (timed drawings only)
     seconds_any_time: list[float] = field(default_factory=list)  # the time of each one's first right guess
 
@@ -119,6 +126,9 @@ class LiveTally:
         if shown is not None and len(shown) > 1:
             self.answers += len(shown) - 1
             self.changes += int((shown[1:] != shown[:-1]).sum())
+            self.steady += bool(((shown[1:] == label) & (shown[:-1] == label)).any())
+            for i in np.flatnonzero(shown[1:] != shown[:-1]) + 1:  # back to a guess of the last FLICKER answers
+                self.flickers += bool((shown[max(0, i - FLICKER) : i - 1] == shown[i]).any())
         self.stroke_ends += n
         self.sure += int(sure.sum())
         self.sure_right += int((sure & (ranks == 0)).sum())
@@ -173,7 +183,9 @@ class LiveTally:
                 out["top_guess_changes"] = {
                     "per_drawing": self.changes / int(self.drawings.sum()),
                     "share_of_answers": self.changes / self.answers,
+                    "back_per_drawing": self.flickers / int(self.drawings.sum()),
                 }
+                guessed["share_steady"] = self.steady / int(self.drawings.sum())
             if self.sent:
                 out["pen_down"] = {
                     "n": self.sent,
@@ -258,6 +270,69 @@ def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_cl
     return prepared, np.array(labels, np.int64)
 
 
+def page_order(drawing: list, timed: bool) -> list[tuple[float, bool, int, Prepared]]:
+    """Every answer the page shows for one drawing, in the order shown -> (its time: ms from the first point, or the
+    stroke's number for a drawing without timings; whether it was a pen-down request; its index among the
+    drawing's stroke ends or pen-down requests; the request through the canvas path). A stroke's pen-down requests
+    come before its end; only drawings with timings have pen-down requests."""
+    ends = [(float(drawing[k - 1][-1, 2]) if timed else float(k), False, k - 1, p) for k, p in prefixes(drawing)]
+    ticks = [(ms, True, j, p) for j, (ms, p) in enumerate(pen_down_requests(drawing) if timed else [])]
+    return sorted(ends + ticks, key=lambda a: (a[0], not a[1]))
+
+
+@dataclass
+class Answers:
+    """One drawing's answers in the order the page shows them (`page_order`), scored as the app scores them."""
+
+    label: int
+    pen_down: np.ndarray  # (m,) bool: sent while the pen was down
+    index: np.ndarray  # (m,) int: which stroke end (0..n-1) or which pen-down request each answer is
+    ms: np.ndarray  # (m,) its time
+    scores: dict[str, np.ndarray]  # output -> (m, C) calibrated log-probabilities (`Fusion.hold` orders them later)
+
+
+def score_answers(clf: Classifier, drawings: list, labels: list[int], timed: bool) -> list[Answers]:
+    """Every answer of each drawing through the canvas path and the models, in batches of BATCH -> one `Answers` a
+    drawing. The hold is left out: it depends on the answer shown before, so `held` applies it in order."""
+    orders = [page_order(drawing, timed) for drawing in drawings]
+    flat = [a for order in orders for a in order]
+    names = outputs(clf)
+    scores = {name: np.empty((len(flat), len(clf.classes)), np.float32) for name in names}
+    for i in range(0, len(flat), BATCH):
+        rows = flat[i : i + BATCH]
+        raw = clf.raw_log_probs([p for *_, p in rows])
+        down = np.array([d for _, d, _, _ in rows])
+        after_stroke, pen_down = clf.combine(raw), clf.combine(raw, pen_down=True)  # as the app scores each
+        for name in names:
+            scores[name][i : i + len(rows)] = np.where(down[:, None], pen_down[name], after_stroke[name])
+    out, start = [], 0
+    for label, order in zip(labels, orders, strict=True):
+        rows = slice(start, start + len(order))
+        start += len(order)
+        out.append(
+            Answers(
+                label,
+                np.array([d for _, d, _, _ in order], bool),
+                np.array([j for _, _, j, _ in order], np.int64),
+                np.array([t for t, *_ in order], np.float64),
+                {name: v[rows] for name, v in scores.items()},
+            )
+        )
+    return out
+
+
+def held(scores: np.ndarray, hold: float) -> np.ndarray:
+    """(m, C) fused log-probabilities of one drawing's answers in the page's order -> what orders each answer's
+    guesses on the page: its scores with `hold` for the guess shown first before it (`sketchlab.classify.hold_order`),
+    in turn."""
+    if not hold or len(scores) < 2:
+        return scores
+    out = scores.copy()
+    for i in range(1, len(out)):
+        out[i] = hold_order(out[i : i + 1], out[i - 1 : i].argmax(axis=1), hold)[0]
+    return out
+
+
 def replay(
     clf: Classifier,
     drawings: list,
@@ -266,62 +341,50 @@ def replay(
     reliability: dict[str, dict[str, Reliability]] | None = None,
 ) -> list[Replay]:
     """Every prefix of each drawing through the canvas path and the models, and for `timed` drawings every request
-    sent while the pen was down too -> one `Replay` a drawing. The scores also go into `reliability` when given:
-    {"stroke_end" | "pen_down": {output: Reliability}}."""
-    prepared, owner = [], []  # what could be prepared, and (drawing, is a pen-down request, its index) of each
-    tick_ms: list[list[float]] = [[] for _ in drawings]
-    for d, drawing in enumerate(drawings):
-        for k, p in prefixes(drawing):
-            prepared.append(p)
-            owner.append((d, False, k - 1))
-        for ms, p in pen_down_requests(drawing) if timed else []:
-            prepared.append(p)
-            owner.append((d, True, len(tick_ms[d])))
-            tick_ms[d].append(ms)
-    n_classes = len(clf.classes)
-    names = outputs(clf)
-    # the top guess of each answer, {is a pen-down request: [{output: (n,) or (m,)}]}; -1: no answer (a refused prefix)
-    top = {
-        False: [{name: np.full(len(d), -1) for name in names} for d in drawings],
-        True: [{name: np.full(len(m), -1) for name in names} for m in tick_ms],
-    }
-    ranks = [{name: np.full(len(d), n_classes, np.int64) for name in names} for d in drawings]
-    sure = [{name: np.zeros(len(d), bool) for name in names} for d in drawings]
-    tick_ranks = [{name: np.zeros(len(m), np.int64) for name in names} for m in tick_ms]
-    tick_sure = [{name: np.zeros(len(m), bool) for name in names} for m in tick_ms]
-    for i in range(0, len(prepared), BATCH):
-        rows = owner[i : i + BATCH]
-        truth = np.array([labels[d] for d, _, _ in rows], np.int64)
-        ends = np.array([not down for _, down, _ in rows])
-        raw = clf.raw_log_probs(prepared[i : i + BATCH])
-        after_stroke, pen_down = clf.combine(raw), clf.combine(raw, pen_down=True)  # as the app scores each
-        for name in names:
-            s = np.where(ends[:, None], after_stroke[name], pen_down[name])
-            if reliability is not None:
-                reliability["stroke_end"][name].add(s[ends], truth[ends])
-                reliability["pen_down"][name].add(s[~ends], truth[~ends])
-            rank = (s > s[np.arange(len(rows)), truth][:, None]).sum(axis=1)
-            confident = np.exp(s.max(axis=1)) >= SURE
-            best = s.argmax(axis=1)
-            for row, (d, down, j) in enumerate(rows):
-                (tick_ranks if down else ranks)[d][name][j] = rank[row]
-                (tick_sure if down else sure)[d][name][j] = confident[row]
-                top[down][d][name][j] = best[row]
+    sent while the pen was down too, the fused guesses held as the page holds them (`Fusion.hold`) -> one `Replay` a
+    drawing. The scores also go into `reliability` when given: {"stroke_end" | "pen_down": {output: Reliability}}."""
+    answers = score_answers(clf, drawings, labels, timed)
+    return replay_scored(drawings, answers, timed, clf.fusion.hold, reliability)
+
+
+def replay_scored(
+    drawings: list,
+    scored: list[Answers],
+    timed: bool,
+    hold: float,
+    reliability: dict[str, dict[str, Reliability]] | None = None,
+) -> list[Replay]:
+    """`replay` from the drawings' `score_answers`, the fused guesses held by `hold` (`training.fuse` tries several)."""
     out = []
-    for d, drawing in enumerate(drawings):
-        ends = np.array([float(s[-1, 2]) for s in drawing]) if timed else np.arange(len(drawing), dtype=np.float64)
-        # the answers in the order shown: by time, a stroke's pen-down requests before its end
-        when = np.concatenate([np.array(tick_ms[d]), ends])
-        order = np.lexsort((np.r_[np.zeros(len(tick_ms[d])), np.ones(len(ends))], when))
-        shown = {}
-        for name in names:
-            tops = np.concatenate([top[True][d][name], top[False][d][name]])[order]
-            shown[name] = tops[tops >= 0]
+    for drawing, answers in zip(drawings, scored, strict=True):
+        n, down = len(drawing), answers.pen_down
+        ticks = answers.index[down]
+        ranks, sure, tick_ranks, tick_sure, shown = {}, {}, {}, {}, {}
+        for name, s in answers.scores.items():
+            n_classes = s.shape[1]
+            truth = np.full(len(s), answers.label)
+            if reliability is not None:  # the probabilities shown: the hold never changes them
+                reliability["stroke_end"][name].add(s[~down], truth[~down])
+                reliability["pen_down"][name].add(s[down], truth[down])
+            order = held(s, hold) if name == "fused" else s  # the order shown
+            rank = (order > order[:, answers.label][:, None]).sum(axis=1)
+            top = order.argmax(axis=1)
+            confident = np.exp(s[np.arange(len(s)), top]) >= SURE
+            ranks[name] = np.full(n, n_classes, np.int64)  # a refused prefix: no answer, counted wrong
+            sure[name] = np.zeros(n, bool)
+            ranks[name][answers.index[~down]] = rank[~down]
+            sure[name][answers.index[~down]] = confident[~down]
+            tick_ranks[name], tick_sure[name] = np.empty(len(ticks), np.int64), np.empty(len(ticks), bool)
+            tick_ranks[name][ticks], tick_sure[name][ticks] = rank[down], confident[down]
+            shown[name] = top
         if not timed:
-            out.append(Replay(labels[d], ranks[d], sure[d], None, shown=shown))
+            out.append(Replay(answers.label, ranks, sure, None, shown=shown))
             continue
-        pen_down = {name: (tick_ranks[d][name], tick_sure[d][name]) for name in names}
-        out.append(Replay(labels[d], ranks[d], sure[d], ends, pen_down, np.array(tick_ms[d]), shown))
+        ends = np.array([float(stroke[-1, 2]) for stroke in drawing])
+        pen_down = {name: (tick_ranks[name], tick_sure[name]) for name in ranks}
+        tick_ms = np.empty(len(ticks))
+        tick_ms[ticks] = answers.ms[down]
+        out.append(Replay(answers.label, ranks, sure, ends, pen_down, tick_ms, shown))
     return out
 
 
@@ -346,6 +409,7 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     classes = clf.classes
     index = {w: i for i, w in enumerate(classes)}
     out: dict = {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
+    out["hold"] = clf.fusion.hold
     t = time.time()
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}

@@ -23,6 +23,11 @@ While the pen is down the page asks for guesses about 7 times a second, on a dra
 drawn; those requests get their own stroke weight and temperatures (`Fusion.pen_down`), tuned the same way on every
 such request of the raw validation drawings (`training.evaluate_live.read_pen_down`), with the mirroring and prior
 chosen above.
+Last, the hold: the page says which guess it shows first, and that class's fused log-probability gets `hold` more
+(`sketchlab.classify.hold_shown`), so that two near-equal guesses do not swap the headline at every request. The
+raw validation drawings are replayed as the page asks (`training.evaluate_live.replay_scored`) with each hold of
+HOLD_GRID; the largest one wins that costs none of the top-1 while the pen is down, the finished drawing's top-1 and
+the share of drawings named right in two answers in a row more than HOLD_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, mea
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.evaluate import MAX_PER_CLASS, Reliability, ranking_metrics, read_bitmaps, read_split
-from training.evaluate_live import read_pen_down, read_stroke_ends
+from training.evaluate_live import LiveTally, chunks, read_pen_down, read_stroke_ends, replay_scored, score_answers
 from training.export_classifier import git_commit
 
 PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
@@ -55,6 +60,10 @@ MIRROR_TOLERANCE = 0.0025
 # The most milliseconds mirroring may add. Both models and the fusion take about 1.7 ms without it and the issue's
 # budget is 3 ms (median, this CPU), which the stroke model's mirror (+1 ms) would all but use up.
 MIRROR_BUDGET_MS = 0.5
+HOLD_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # log-probability added to the guess the page shows first
+# The most the hold may cost on validation, of each of: top-1 while the pen is down, the finished drawing's top-1,
+# the share of drawings named right in two answers in a row (0..1).
+HOLD_TOLERANCE = 0.0025
 TEMPERATURE_GRID = np.round(np.arange(0.5, 2.001, 0.05), 2)  # T < 1 sharpens the probabilities, T > 1 softens them
 # Validation drawings a class (of each kind, raw and simplified) replayed stroke by stroke for the temperatures: ~6
 # prefixes each, so at most ~400k prefixes and their scores in memory on a full download; the NLL weighs every class
@@ -161,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         requests, request_labels = read_pen_down(Path(args.data), Split.VALID, index, args.pen_down_drawings)
         if len(request_labels):
             fusion, report["pen_down"] = tune_pen_down(clf, fusion, _batched(clf, requests), request_labels)
+        fusion, report["hold"] = tune_hold(clf, fusion, Path(args.data), index, args.pen_down_drawings)
     save_fusion(models_dir / FUSION_FILE, fusion, classes, {"valid": report}, {"git_commit": git_commit()})
     print(json.dumps(report, indent=1))
 
@@ -273,6 +283,42 @@ def tune_pen_down(
     report["calibration"] = calibration
     pen_down = {"weights": weights, "temperature": drawing.temperature}
     return dataclasses.replace(fusion, pen_down=pen_down), report
+
+
+def tune_hold(
+    clf: Classifier, fusion: Fusion, root: Path, index: dict[str, int], per_class: int
+) -> tuple[Fusion, dict]:
+    """`fusion` with the largest `hold` of HOLD_GRID that costs no more than HOLD_TOLERANCE of the top-1 while the
+    pen is down, the finished drawing's top-1 or the share of drawings named right in two answers in a row, on the
+    raw validation drawings (at most `per_class` a class) replayed as the page asks. Every hold's figures are
+    reported, with how often the top guess changes."""
+    scorer = Classifier(clf.models, fusion, clf.classes, [], parallel=False)
+    tallies = {float(h): LiveTally(len(clf.classes)) for h in HOLD_GRID}
+    for drawings, labels in chunks(root, "raw", Split.VALID, index, per_class):
+        answers = score_answers(scorer, drawings, labels, timed=True)
+        for hold, tally in tallies.items():
+            for r in replay_scored(drawings, answers, True, hold):
+                pen_down = (*r.pen_down["fused"], r.pen_down_ms)
+                tally.add(r.label, r.ranks["fused"], r.sure["fused"], r.stroke_end_ms, pen_down, r.shown["fused"])
+    if not tallies[0.0].drawings.sum():
+        return fusion, {"hold": fusion.hold, "by_hold": {}, "note": "no raw validation drawings to replay"}
+    report = {}
+    for hold, tally in tallies.items():
+        m = tally.metrics()
+        report[str(hold)] = {
+            "pen_down_top1": m.get("pen_down", {}).get("top1", 0.0),
+            "finished_top1": m["at_fraction"]["1.0"]["top1"],
+            "share_steady": m["guessed"].get("share_steady", 0.0),
+            "changes_per_drawing": m.get("top_guess_changes", {}).get("per_drawing", 0.0),
+        }
+    base = report["0.0"]
+    costs_little = [
+        h
+        for h in tallies
+        if all(report[str(h)][k] >= base[k] - HOLD_TOLERANCE for k in base if k != "changes_per_drawing")
+    ]
+    hold = max(costs_little)
+    return dataclasses.replace(fusion, hold=hold), {"hold": hold, "by_hold": report}
 
 
 def chosen_views(views: dict[str, tuple[np.ndarray, np.ndarray]], mirror: dict[str, bool]) -> dict[str, np.ndarray]:
