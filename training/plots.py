@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = {p.name: p for p in sorted(Path(args.runs).glob("*-*")) if (p / "history.json").exists()}
-    training_curves({k: v for k, v in runs.items() if k in RECIPE_RUNS} or runs, out / "training_curves.png")
+    if runs:
+        training_curves({k: v for k, v in runs.items() if k in RECIPE_RUNS} or runs, out / "training_curves.png")
+    else:  # models trained elsewhere: keep the curves drawn where they trained
+        print(f"no run history under {args.runs}: training_curves.png left as it is")
     clf = Classifier.load(args.models_dir)
     index = {w: i for i, w in enumerate(clf.classes)}
     prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index, args.max_per_class)
