@@ -77,7 +77,8 @@ def build(service: Service) -> gr.Blocks:
         data = evt._data if isinstance(evt._data, dict) else {}
         seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
         pen_down = data.get("pen_down") is True  # a live request: the last stroke is still being drawn
-        shown = data.get("shown") if isinstance(data.get("shown"), str) else None  # the page's top guess now
+        known = service.classifier.classes if service.classifier is not None else []
+        shown = data.get("shown") if data.get("shown") in known else None  # the page's top guess now: only a hint
         newest.start(session, seq)
         if not strokes:
             answer = guesses_html(None, seq), details_html(None)
