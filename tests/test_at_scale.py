@@ -92,11 +92,11 @@ def test_fusion_prior_is_the_manifests_counts(pipeline):
     # The raw squares (200 ms strokes: one request while the pen is down each) tune the pen-down settings.
     assert set(clf.fusion.pen_down) == {"weights", "temperature"}
     assert set(clf.fusion.pen_down["temperature"]) == {"stroke", "cnn", "fused"}
-    # ... and replayed as the page asks, the hold: the largest of the grid that costs nothing measured there
+    # ... and replayed as the page asks, what each hold would do (the one set is a design setting)
     hold = json.loads((pipeline / "models" / "fusion.json").read_text())["metrics"]["valid"]["hold"]
-    assert set(hold["by_hold"]) == {str(float(h)) for h in fuse.HOLD_GRID} and clf.fusion.hold == hold["hold"]
-    chosen, base = hold["by_hold"][str(clf.fusion.hold)], hold["by_hold"]["0.0"]
-    assert all(chosen[k] >= base[k] - fuse.HOLD_TOLERANCE for k in ("pen_down_top1", "finished_top1", "share_steady"))
+    assert clf.fusion.hold == hold["hold"] == fuse.HOLD
+    assert set(hold["by_hold"]) == {str(float(h)) for h in fuse.HOLD_GRID}
+    assert all(0 <= m["flickers_per_drawing"] <= m["changes_per_drawing"] for m in hold["by_hold"].values())
 
 
 @pytest.mark.slow
