@@ -18,9 +18,9 @@ tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_do
 guess it shows first now (`classify(..., shown=word)`): that guess stays first unless another is more than e^hold
 times as likely (`Fusion.hold`), so a near tie does not swap the headline back and forth at every request. The hold
 orders the guesses only: each keeps its own calibrated probability (a boost would count the same strokes twice and
-over-claim). It is tuned on the validation drawings replayed as the page asks (`training.fuse`).
-Where `fusion.json` says so
-for a model (`mirror`), its log p is the mean over the drawing and its left-right mirror, both run in one batch.
+over-claim). `training.fuse --hold` sets it and reports what it does on the validation drawings replayed as the page
+asks. Where `fusion.json` says so for a model (`mirror`), its log p is the mean over the drawing and its left-right
+mirror, both run in one batch.
 The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
 releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
 With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
