@@ -46,10 +46,9 @@ def drop_points(stroke3: np.ndarray, rng: np.random.Generator, prob: float = POI
     lifted = s[:, 2] > 0.5
     starts = np.concatenate([[True], lifted[:-1]])  # first point of a stroke
     droppable = ~lifted & ~starts
-    droppable[-1] = False  # the last point: a pen lift, or where a stroke being drawn has got to (`random_prefix`)
     drop = droppable & (rng.random(len(s)) < prob)
     drop[1:] &= ~drop[:-1]  # never two in a row, so no merged offset grows too long
-    keep = ~drop
+    keep = ~drop  # the last row is a pen lift, so always kept
     target = int(keep.sum()) - np.cumsum(keep[::-1])[::-1]  # index of the kept row at or after each row
     out = np.zeros((int(keep.sum()), 3), dtype=np.float32)
     np.add.at(out[:, :2], target, s[:, :2])  # a dropped row's offset moves into the next kept row
@@ -80,8 +79,7 @@ def random_prefix(stroke3: np.ndarray, rng: np.random.Generator, prob: float, an
     as the app frames a drawing in progress (`sketchlab.simplify`: aligned to the top-left, scaled so its longer side
     spans 0..255, simplified): the live guesses see such prefixes at every stroke, never the finished drawing until
     the player stops. `anywhere`: the cut falls at a uniform point of the pen's path instead (by length along it,
-    so mostly inside a stroke), the last stroke ending there, its last point not a pen lift (the pen is still down
-    there: `to_stroke5(..., open_end=True)` keeps it so): what the page sends while the pen is down. Otherwise,
+    so mostly inside a stroke), the last stroke ending there: what the page sends while the pen is down. Otherwise,
     or for a drawing with nothing to cut (one stroke, without `anywhere`), or a prefix too small to frame, the
     drawing as it is. Stroke-3 in simplified pixels, in and out. Draws no random number when `prob` is 0, so
     recipes without it reproduce exactly."""
@@ -93,12 +91,9 @@ def random_prefix(stroke3: np.ndarray, rng: np.random.Generator, prob: float, an
         return out
     prefix = _cut_along_path(drawing, rng) if anywhere else drawing[: int(rng.integers(1, len(drawing)))]
     try:
-        cut = to_stroke3(simplify(prefix))
+        return to_stroke3(simplify(prefix))
     except DrawingError:  # a prefix of coinciding points: nothing the canvas would frame either
         return out
-    if anywhere:
-        cut[-1, 2] = 0.0  # the pen is still down where the cut fell
-    return cut
 
 
 def _cut_along_path(drawing: Drawing, rng: np.random.Generator) -> Drawing:

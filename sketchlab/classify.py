@@ -203,8 +203,7 @@ class Classifier:
         """The stroke model's input for one drawing: (T, 5) stroke-5, offsets / scale factor, first points only."""
         manifest = self.models["stroke"].manifest
         max_points = int(manifest.config.get("max_points", DEFAULT_MAX_POINTS))
-        open_end = bool(manifest.config.get("open_end"))  # trained on strokes cut while being drawn, marked so
-        return prepared.stroke5(manifest.scale_factor, min(len(prepared.stroke3), max_points), open_end)
+        return prepared.stroke5(manifest.scale_factor, min(len(prepared.stroke3), max_points))
 
     def _stroke_logits(self, prepared: Sequence[Prepared], mirrored: bool = False) -> np.ndarray:
         # Drawings of equal length run as one batch, so no padding ever enters the model: the same numbers as one
@@ -299,7 +298,7 @@ class Classifier:
         being drawn (the page's live requests while the pen is down); `shown`: the guess the page shows first now,
         if any (one of `classes`)."""
         shown_index = self.class_index(shown)
-        prepared = from_canvas(strokes, pen_down)
+        prepared = from_canvas(strokes)
         return self.classify_prepared(prepared, top_k, pen_down, shown_index)
 
     def class_index(self, word: str | None) -> int:

@@ -42,12 +42,10 @@ class Prepared:
     simplified: Drawing  # list of int32 (n_i, 2), aligned to the top-left, 0..255
     stroke3: np.ndarray  # (N, 3) float32 [dx, dy, pen_lifted], in simplified pixels (not normalised)
     raster: np.ndarray  # (28, 28) uint8, 0 = background
-    pen_down: bool = False  # the last stroke is still being drawn (a request sent while the pen is down)
 
-    def stroke5(self, scale: float, max_len: int | None = None, open_end: bool = False) -> np.ndarray:
-        """(T + 1, 5) float32 stroke-5 with offsets divided by the model's `scale`, start token first. `open_end`:
-        for a model that knows unfinished strokes, a drawing whose pen is down ends with the pen down (p1)."""
-        return to_stroke5(normalize(self.stroke3, scale), max_len, open_end and self.pen_down)
+    def stroke5(self, scale: float, max_len: int | None = None) -> np.ndarray:
+        """(T + 1, 5) float32 stroke-5 with offsets divided by the model's `scale`, start token first."""
+        return to_stroke5(normalize(self.stroke3, scale), max_len)
 
 
 def from_simplified(drawing: Drawing) -> Prepared:
@@ -55,8 +53,6 @@ def from_simplified(drawing: Drawing) -> Prepared:
     return Prepared(drawing, to_stroke3(drawing), rasterize(drawing))
 
 
-def from_canvas(strokes: object, pen_down: bool = False) -> Prepared:
-    """Canvas input or a raw drawing (see `sketchlab.strokes`) -> Prepared. Raises `DrawingError` on bad input.
-    `pen_down`: its last stroke is still being drawn."""
-    drawing = simplify(strokes)
-    return Prepared(drawing, to_stroke3(drawing), rasterize(drawing), pen_down)
+def from_canvas(strokes: object) -> Prepared:
+    """Canvas input or a raw drawing (see `sketchlab.strokes`) -> Prepared. Raises `DrawingError` on bad input."""
+    return from_simplified(simplify(strokes))

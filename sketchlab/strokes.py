@@ -235,13 +235,11 @@ def from_stroke3(stroke3: np.ndarray) -> Drawing:
 # stroke-5
 
 
-def to_stroke5(stroke3: np.ndarray, max_len: int | None = None, open_end: bool = False) -> np.ndarray:
+def to_stroke5(stroke3: np.ndarray, max_len: int | None = None) -> np.ndarray:
     """stroke-3 (N, 3) -> stroke-5 (max_len + 1, 5) with the start token in row 0 and padding after the drawing.
 
     `max_len` defaults to N (no padding); a longer drawing is cut to its first `max_len` points, the last kept
-    point marked as a pen lift. The last point is a pen lift too, unless `open_end`: the last stroke is still being
-    drawn, so its last point keeps the pen down (p1), as a stroke's other points do (a drawing cut by `max_len` is
-    closed all the same).
+    point marked as a pen lift.
     """
     stroke3 = np.asarray(stroke3, dtype=np.float32)
     n = len(stroke3) if max_len is None else min(len(stroke3), max_len)
@@ -251,7 +249,7 @@ def to_stroke5(stroke3: np.ndarray, max_len: int | None = None, open_end: bool =
     out[1 : n + 1, :2] = stroke3[:n, :2]
     lifted = stroke3[:n, 2] > 0.5
     if n:
-        lifted[-1] = not open_end or n < len(stroke3)
+        lifted[-1] = True
     out[1 : n + 1, 2] = ~lifted
     out[1 : n + 1, 3] = lifted
     out[1 : n + 1, 4] = 0

@@ -126,9 +126,3 @@ def test_random_prefix_anywhere_ends_on_the_pens_path_mostly_mid_stroke():
     assert np.concatenate(out).max() == 255  # framed again as the canvas frames a drawing in progress
     one = to_stroke3(square[:1])
     assert len(random_prefix(one, np.random.default_rng(1), 1.0, anywhere=True)) <= len(one) + 1  # one stroke: cut too
-    cut = random_prefix(to_stroke3(square), np.random.default_rng(3), 1.0, anywhere=True)
-    assert cut[-1, 2] == 0  # the pen is still down where the cut fell
-    for seed in range(20):  # points are dropped around it, never the cut point itself
-        dropped = drop_points(cut, np.random.default_rng(seed), prob=0.9)
-        np.testing.assert_allclose(dropped[:, :2].sum(axis=0), cut[:, :2].sum(axis=0), atol=1e-3)
-        assert dropped[-1, 2] == 0

@@ -211,20 +211,6 @@ def test_the_shown_guess_stays_first_unless_clearly_beaten(models_dir):
     assert Fusion({"stroke": 1.0}, {}, np.zeros(C, np.float32)).hold == 0.0  # an older fusion.json: no hold
 
 
-def test_a_stroke_model_trained_on_open_ends_sees_the_pen_down_requests_so(models_dir):
-    drawing = _drawing()
-    before = Classifier.load(models_dir)
-    assert before.stroke_input(from_canvas(drawing, pen_down=True))[-1, 2:].tolist() == [0, 1, 0]  # as it trained
-    manifest = json.loads((models_dir / "stroke.json").read_text())
-    manifest["config"]["open_end"] = 1
-    (models_dir / "stroke.json").write_text(json.dumps(manifest))
-    clf = Classifier.load(models_dir)
-    assert clf.stroke_input(from_canvas(drawing, pen_down=True))[-1, 2:].tolist() == [1, 0, 0]  # the pen is down
-    assert clf.stroke_input(from_canvas(drawing))[-1, 2:].tolist() == [0, 1, 0]  # after a stroke: closed
-    live, done = clf.classify(drawing, pen_down=True).stroke, clf.classify(drawing).stroke
-    assert [g.prob for g in live] != [g.prob for g in done]  # the open end reached the model
-
-
 def test_one_broken_model_still_classifies(models_dir):
     (models_dir / "stroke.onnx").write_bytes(b"not an onnx file")
     clf = Classifier.load(models_dir)

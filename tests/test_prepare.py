@@ -24,15 +24,6 @@ def test_stroke5_is_normalised(square_canvas):
     np.testing.assert_allclose(s5[2, :2], p.stroke3[1, :2] / 5.0)
 
 
-def test_a_drawing_sent_while_the_pen_is_down_ends_open_for_models_that_know_it(square_canvas):
-    down, up = from_canvas(square_canvas, pen_down=True), from_canvas(square_canvas)
-    assert down.pen_down and not up.pen_down
-    np.testing.assert_array_equal(down.raster, up.raster)
-    np.testing.assert_array_equal(down.stroke5(5.0), up.stroke5(5.0))  # a model that does not know open ends
-    assert down.stroke5(5.0, open_end=True)[-1, 2:].tolist() == [1, 0, 0]
-    assert up.stroke5(5.0, open_end=True)[-1, 2:].tolist() == [0, 1, 0]
-
-
 def test_bad_canvas_raises_drawing_error():
     with pytest.raises(DrawingError):
         from_canvas([])

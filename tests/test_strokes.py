@@ -63,14 +63,6 @@ def test_stroke5_without_max_len_has_no_padding(simplified_cat):
     assert s5.shape == (len(s3) + 1, 5) and s5[-1, 3] == 1
 
 
-def test_stroke5_open_end_keeps_the_pen_down_at_the_last_point(simplified_cat):
-    s3 = to_stroke3(simplified_cat)
-    closed, open_ = to_stroke5(s3), to_stroke5(s3, open_end=True)
-    np.testing.assert_array_equal(open_[:-1], closed[:-1])
-    np.testing.assert_array_equal(open_[-1], [*closed[-1, :2], 1, 0, 0])  # p1: the stroke goes on
-    np.testing.assert_array_equal(to_stroke5(s3, 5, open_end=True), to_stroke5(s3, 5))  # cut by max_len: closed
-
-
 def test_stroke3_format(simplified_cat):
     s3 = to_stroke3(simplified_cat)
     assert s3.shape == (8, 3)

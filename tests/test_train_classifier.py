@@ -20,7 +20,6 @@ from training.classifier_data import (
     global_batches,
     rank_slice,
     sampled_log_prior,
-    stroke_batches,
     stroke_tensor,
     synthetic_cache,
 )
@@ -272,21 +271,6 @@ def test_training_on_prefixes_runs(cache_path, tmp_path):
         train(tiny_config(cache_path, out, model=model, epochs=1, prefix=0.3, prefix_anywhere=anywhere))
         config = load_checkpoint(out / "last.pt")["config"]
         assert config["prefix"] == 0.3 and config["prefix_anywhere"] == anywhere
-
-
-def test_stroke_batches_leave_the_cut_stroke_open_only_when_asked():
-    cache = synthetic_cache(n_classes=3, per_class=8)
-    batches = [np.arange(len(cache.label))]
-
-    def last_pen(**kw):  # the pen state of each drawing's last stroke-5 row
-        (x, lengths, _), *_ = stroke_batches(cache, batches, 20.0, 200, np.random.default_rng(0), **kw)
-        return x[torch.arange(len(lengths)), lengths - 1, 2:].numpy()
-
-    closed = last_pen(prefix=1.0, prefix_anywhere=True)
-    open_ = last_pen(prefix=1.0, prefix_anywhere=True, open_end=True)
-    assert (closed[:, 1] == 1).all()  # every drawing ends with a pen lift, as before
-    assert (open_[:, 0] == 1).mean() > 0.9  # cut mid-stroke: the pen still down
-    np.testing.assert_array_equal(last_pen(open_end=True), last_pen())  # nothing cut: nothing open
 
 
 def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):

@@ -46,7 +46,6 @@ class TrainConfig:
     prefix_anywhere: int = (
         0  # with prefix: 1 cuts at any point of the pen's path (mid-stroke, as while the pen is down)
     )
-    open_end: int = 0  # stroke model: 1 marks a stroke cut mid-way (`prefix_anywhere`) as still being drawn (pen down)
     mixup: float = 0.0  # CNN: mixup alpha, each batch blended with a shuffled copy of itself (0: none)
     mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)

@@ -246,10 +246,9 @@ def rank_slice(batch: np.ndarray, rank: int, world: int) -> np.ndarray:
     return batch[rank::world]
 
 
-def stroke_tensor(stroke3: np.ndarray, scale: float, max_points: int, open_end: bool = False) -> np.ndarray:
-    """stroke-3 -> the stroke model's input: (n + 1, 5) stroke-5 of the first `max_points` points, no padding.
-    `open_end`: a last point that is no pen lift in `stroke3` (a stroke cut while being drawn) keeps the pen down."""
-    return to_stroke5(normalize(stroke3, scale), min(len(stroke3), max_points), open_end and stroke3[-1, 2] < 0.5)
+def stroke_tensor(stroke3: np.ndarray, scale: float, max_points: int) -> np.ndarray:
+    """stroke-3 -> the stroke model's input: (n + 1, 5) stroke-5 of the first `max_points` points, no padding."""
+    return to_stroke5(normalize(stroke3, scale), min(len(stroke3), max_points))
 
 
 def collate_strokes(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -272,11 +271,10 @@ def stroke_batches(
     mirror: np.ndarray | None = None,
     prefix: float = 0.0,
     prefix_anywhere: bool = False,
-    open_end: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(strokes (B, T, 5), lengths (B,), labels (B,)) per batch; augmented with sketchlab.augment when `rng`
     (cut to a prefix of its strokes with probability `prefix`, anywhere along the pen's path with `prefix_anywhere`,
-    the cut stroke left open with `open_end`, and mirrored left-right half the time in the classes `mirror`, a (C,) bool array, marks)."""
+    and mirrored left-right half the time in the classes `mirror`, a (C,) bool array, marks)."""
     for batch in batches:
         idx = rank_slice(batch, rank, world)
         if len(idx) == 0:  # a short final evaluation batch can leave a rank nothing
@@ -288,7 +286,7 @@ def stroke_batches(
                 s = augment_stroke3(random_prefix(s, rng, prefix, prefix_anywhere), rng)
                 if mirror is not None and mirror[cache.label[i]]:
                     s = random_mirror(s, rng)
-            seqs.append(stroke_tensor(s, scale, max_points, open_end))
+            seqs.append(stroke_tensor(s, scale, max_points))
         x, lengths = collate_strokes(seqs)
         yield x, lengths, torch.from_numpy(cache.label[idx])
 

@@ -239,7 +239,7 @@ def pen_down_requests(drawing: list) -> list[tuple[float, Prepared]]:
     out = []
     for ms, view in pen_down_views(drawing):
         try:
-            out.append((ms, from_canvas(view, pen_down=True)))
+            out.append((ms, from_canvas(view)))
         except DrawingError:
             continue
     return out

@@ -100,17 +100,7 @@ def batch_iter(cfg: TrainConfig, cache: Cache, pool, batches, info, scale: float
     if cfg.model == "stroke":
         rng = np.random.default_rng([cfg.seed, epoch, info.rank]) if (train and cfg.augment) else None
         batch_data = stroke_batches(
-            cache,
-            batches,
-            scale,
-            cfg.max_points,
-            rng,
-            info.rank,
-            info.world_size,
-            mirror,
-            cfg.prefix,
-            anywhere,
-            bool(cfg.open_end),
+            cache, batches, scale, cfg.max_points, rng, info.rank, info.world_size, mirror, cfg.prefix, anywhere
         )
         for x, lengths, y in batch_data:
             yield (x.to(info.device), lengths.to(info.device)), y.to(info.device)
@@ -199,7 +189,7 @@ def stream_inputs(cfg: TrainConfig, scale: float, mirror: np.ndarray | None, bat
             if cfg.augment:
                 s = augment_stroke3(random_prefix(s, rng, cfg.prefix, bool(cfg.prefix_anywhere)), rng)
                 s = random_mirror(s, rng) if (mirror is not None and mirror[e.label]) else s
-            seqs.append(stroke_tensor(s, scale, cfg.max_points, bool(cfg.open_end)))
+            seqs.append(stroke_tensor(s, scale, cfg.max_points))
         return collate_strokes(seqs), y
     images = [stream_raster(cfg, e, rng) for e in batch]
     x = torch.from_numpy(np.stack(images)).unsqueeze(1).float().div_(255.0)
