@@ -238,9 +238,9 @@ class Classifier:
         }
         if len(raw) == 1:
             out["fused"] = next(iter(out.values()))
-        else:
-            score = sum(fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
-            out["fused"] = fusion.calibrate("fused", score + fusion.prior_weight.get("fused", 0.0) * fusion.log_prior)
+            return out
+        score = sum(fusion.weights.get(name, 1.0) * lp for name, lp in raw.items())
+        out["fused"] = fusion.calibrate("fused", score + fusion.prior_weight.get("fused", 0.0) * fusion.log_prior)
         return out
 
     def raster_views(self, rasters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
