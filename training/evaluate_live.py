@@ -409,7 +409,7 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     classes = clf.classes
     index = {w: i for i, w in enumerate(classes)}
     out: dict = {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
-    out["hold"] = clf.fusion.hold
+    out |= {"hold": clf.fusion.hold}  # the fused guesses are ordered as the page orders them (`held`)
     t = time.time()
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
