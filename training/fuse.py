@@ -300,7 +300,10 @@ def measure_hold(clf: Classifier, fusion: Fusion, root: Path, index: dict[str, i
     scorer = Classifier(clf.models, fusion, clf.classes, [], parallel=False)
     tallies = {float(h): LiveTally(len(clf.classes)) for h in HOLD_GRID}
     for drawings, labels in chunks(root, "raw", Split.VALID, index, per_class):
-        answers = score_answers(scorer, drawings, labels, timed=True)
+        answers = [
+            dataclasses.replace(a, scores={"fused": a.scores["fused"]})
+            for a in score_answers(scorer, drawings, labels, timed=True)
+        ]  # the hold orders the fused guesses only
         for hold, tally in tallies.items():
             for r in replay_scored(drawings, answers, True, hold):
                 pen_down = (*r.pen_down["fused"], r.pen_down_ms)
