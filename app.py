@@ -77,6 +77,7 @@ def build(service: Service) -> gr.Blocks:
         data = evt._data if isinstance(evt._data, dict) else {}
         seq, strokes, session = page_seq(data.get("seq")), data.get("strokes"), request.session_hash or ""
         pen_down = data.get("pen_down") is True  # a live request: the last stroke is still being drawn
+        settled = data.get("settled") is True and not pen_down  # the pen has rested since the last change
         known = service.classifier.classes if service.classifier is not None else []
         shown = data.get("shown") if data.get("shown") in known else None  # the page's top guess now: only a hint
         newest.start(session, seq)
@@ -84,7 +85,7 @@ def build(service: Service) -> gr.Blocks:
             answer = guesses_html(None, seq), details_html(None)
         else:
             try:
-                result = service.classify(strokes, pen_down=pen_down, shown=shown)
+                result = service.classify(strokes, pen_down=pen_down, shown=shown, settled=settled)
                 answer = guesses_html(result, seq), details_html(result)
             except ModelError as e:
                 answer = guesses_html(None, seq, message=str(e)), details_html(None)
@@ -114,13 +115,14 @@ def build(service: Service) -> gr.Blocks:
 
     # -- API (gradio_client): errors come back as gradio_client.exceptions.AppError with the message -------------------
 
-    def classify(strokes: str, pen_down: bool = False, shown: str = "") -> dict:
+    def classify(strokes: str, pen_down: bool = False, shown: str = "", settled: bool = False) -> dict:
         """Strokes as JSON `[[[x, y, t_ms], ...], ...]` -> top-5 of each model: {"fused", "stroke", "cnn"}.
         `pen_down`: the last stroke is still being drawn (a live request), which has its own fusion settings;
         `shown`: the fused guess a live display shows first now ("" for none), kept unless the drawing now points
-        clearly elsewhere."""
+        clearly elsewhere; `settled`: the pen has rested since the last change (a finished drawing, e.g. one sent
+        once), which has its own temperatures."""
         try:
-            result = service.classify(strokes, pen_down=pen_down, shown=shown or None)
+            result = service.classify(strokes, pen_down=pen_down, shown=shown or None, settled=settled)
         except (DrawingError, ModelError) as e:
             raise gr.Error(str(e), print_exception=False) from e
         result.pop("raster")

@@ -1,9 +1,11 @@
 // The drawing canvas (#sketchpad). Runs as gr.HTML js_on_load, after draw.js: `element`, `trigger`, `props` and
 // `watch` come from Gradio. The drawing lives here, in the page: a failed request never loses it.
-// Events sent to Python: 'strokes_done' {strokes, seq, pen_down, shown} after every stroke and live while the pen is
-// down (pen_down: the last stroke is still being drawn, which the classifiers weigh and calibrate differently; shown:
-// the guess the page shows first now, null for none, which the server keeps unless the drawing now points clearly
-// elsewhere, so the headline does not flicker between two near-equal guesses);
+// Events sent to Python: 'strokes_done' {strokes, seq, pen_down, shown, settled} after every stroke and live while
+// the pen is down (pen_down: the last stroke is still being drawn, which the classifiers weigh and calibrate
+// differently; shown: the guess the page shows first now, null for none, which the server keeps unless the drawing
+// now points clearly elsewhere, so the headline does not flicker between two near-equal guesses), and once more when
+// the pen has rested SETTLE_MS after a change (settled: the drawing is most likely finished, and finished drawings
+// are guessed right more often than unfinished ones at the same scores, so the server calibrates it as such);
 // 'finish' {strokes} for "Finish my drawing". Python answers 'finish' by setting props.value to JSON
 // {op: "finish", strokes, word, speed, nonce}; the new strokes are animated in another colour, then kept.
 
@@ -13,6 +15,7 @@ const FINISH_HINT_MS = 5000; // the "Finishing…" hint goes away if no answer c
 const STORE_KEY = 'sketchlab.drawing'; // sessionStorage: this tab only
 const RESUME_GAP_MS = 1000; // the pause recorded between a restored drawing and the next stroke
 const ANSWER_TIMEOUT_MS = 3000; // a request unanswered this long (network trouble) no longer blocks the next
+const SETTLE_MS = 2000; // the pen resting this long after a change: ask once more, as a settled drawing
 
 const canvas = element.querySelector('canvas');
 const ctx = canvas.getContext('2d');
@@ -29,6 +32,8 @@ let dirty = false; // points added since the last live request
 let live = null; // interval id while the pen is down
 let penDownSent = false; // whether the last request went out while the pen was down
 let shownSent = null; // the top guess the last request said the page showed
+let settledSent = false; // whether the last request went out as settled
+let rest = null; // timer sending the settled request once the pen has rested
 let freshFrom = 0; // answers to requests before this one are about a drawing since cleared or replaced
 let anim = null; // running replay/finish animation
 let overlay = null; // {strokes, counts, color} drawn on top while animating
@@ -80,7 +85,8 @@ function hasExtent(all) {
 // arrives (its newest state only; the states in between are never sent). A finished change (pen up, undo, clear,
 // strokes added) is `urgent`: it goes at once, and the server drops the older answer still being computed.
 // The server echoes `seq` in #guesses[data-seq].
-function send(urgent) {
+function send(urgent, settled = false) {
+  clearTimeout(rest);
   const all = drawing();
   if (all.length && !hasExtent(all)) return; // a single dot: nothing to guess yet
   watchAnswers();
@@ -92,7 +98,9 @@ function send(urgent) {
   giveUp = setTimeout(() => answered(inflight), ANSWER_TIMEOUT_MS);
   penDownSent = current !== null; // drawing() holds the stroke being drawn
   shownSent = shownTop();
-  trigger('strokes_done', { strokes: all, seq, pen_down: penDownSent, shown: shownSent });
+  settledSent = settled;
+  trigger('strokes_done', { strokes: all, seq, pen_down: penDownSent, shown: shownSent, settled });
+  if (!settled && !penDownSent && !anim && all.length) rest = setTimeout(() => send(true, true), SETTLE_MS);
 }
 
 function answered(upTo) {
@@ -129,6 +137,7 @@ function drop() { // end any animation now, dropping its strokes
 canvas.addEventListener('pointerdown', (e) => {
   if ((e.pointerType === 'mouse' && e.button !== 0) || current) return; // one pen at a time (a second finger is ignored)
   e.preventDefault();
+  clearTimeout(rest);
   settle();
   try { canvas.setPointerCapture(e.pointerId); } catch (err) { /* a pointer the browser no longer tracks */ }
   if (!strokes.length) t0 = performance.now();
@@ -206,6 +215,7 @@ element.querySelector('.sk-finish').addEventListener('click', () => {
 // Animate strokes on top of the drawing, then keep them (gen: true strokes are drawn in the model's colour).
 function play(newStrokes, color, speed, gen, after) {
   settle();
+  clearTimeout(rest); // the drawing is still changing: it rests after the animation
   overlay = { strokes: newStrokes, counts: newStrokes.map(() => 0), color };
   canvas.dataset.animating = '1';
   anim = skAnimate(newStrokes, speed, (counts) => { overlay.counts = counts; redraw(); }, () => {
@@ -311,6 +321,7 @@ window.sketchlab = Object.assign(window.sketchlab || {}, {
   clear,
   seq: () => seq,
   penDownSent: () => penDownSent,
+  settledSent: () => settledSent,
   shownSent: () => shownSent,
   target: () => (pending ? seq + 1 : seq), // the request number whose answer will cover the current drawing
 });

@@ -14,7 +14,11 @@ Each score is then divided by its temperature T (fitted on validation, so that t
 often the guess is right; a temperature never changes the ranking) and renormalised. While the pen is down the
 drawing ends in a stroke still being drawn, which neither model trained on (the stroke model least: the end of its
 last stroke is no end); those requests (`classify(..., pen_down=True)`) get weights and temperatures of their own,
-tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). The page also says which
+tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). Once the pen has rested for
+a while (`classify(..., settled=True)`: the page asks once more, SETTLE_MS after the last change) the drawing is most
+likely finished, and finished drawings are guessed right more often than the unfinished ones of every stroke end the
+default temperatures are fitted on: those requests get temperatures fitted on the validation drawings as they stood
+when the pen rested (`Fusion.settled`), so the bars a player reads last are not too timid. The page also says which
 guess it shows first now (`classify(..., shown=word)`): that guess stays first unless another is more than e^hold
 times as likely (`Fusion.hold`), so a near tie does not swap the headline back and forth at every request. The hold
 orders the guesses only: each keeps its own calibrated probability (a boost would count the same strokes twice and
@@ -75,6 +79,7 @@ class Fusion:
     # {"weights": {...}, "temperature": {...}} in place of the two above while the pen is down; {}: the same ones
     pen_down: dict[str, dict[str, float]] = field(default_factory=dict)
     hold: float = 0.0  # log-odds another guess needs over the one the page shows first now to replace it
+    settled: dict[str, dict[str, float]] = field(default_factory=dict)  # as `pen_down`, once the pen has rested
 
     @classmethod
     def default(cls, n_classes: int) -> Fusion:
@@ -91,15 +96,21 @@ class Fusion:
             {k: float(v) for k, v in c.get("temperature", {}).items()},
             {part: {k: float(v) for k, v in values.items()} for part, values in c.get("pen_down", {}).items()},
             float(c.get("hold", 0.0)),
+            {part: {k: float(v) for k, v in values.items()} for part, values in c.get("settled", {}).items()},
         )
 
-    def for_pen_down(self) -> Fusion:
-        """The settings for a drawing whose last stroke is still being drawn."""
+    def for_request(self, pen_down: bool = False, settled: bool = False) -> Fusion:
+        """The settings for one kind of request: after a stroke (the default ones), while the last stroke is still
+        being drawn (`pen_down`), or once the pen has rested (`settled`)."""
+        if pen_down and settled:
+            raise DrawingError("a request is either pen_down (a stroke still being drawn) or settled, not both")
+        part = self.pen_down if pen_down else self.settled if settled else {}
         return replace(
             self,
-            weights=self.pen_down.get("weights", self.weights),
-            temperature=self.pen_down.get("temperature", self.temperature),
+            weights=part.get("weights", self.weights),
+            temperature=part.get("temperature", self.temperature),
             pen_down={},
+            settled={},
         )
 
     def calibrate(self, name: str, score: np.ndarray) -> np.ndarray:
@@ -228,10 +239,13 @@ class Classifier:
     # -----------------------------------------------------------------------------------------------------------
     # Scores
 
-    def combine(self, raw: dict[str, np.ndarray], pen_down: bool = False) -> dict[str, np.ndarray]:
+    def combine(
+        self, raw: dict[str, np.ndarray], pen_down: bool = False, settled: bool = False
+    ) -> dict[str, np.ndarray]:
         """Raw model log-probabilities {name: (B, C)} -> calibrated log-probabilities of each model and "fused".
-        `pen_down`: the drawings' last strokes are still being drawn (`Fusion.pen_down`)."""
-        fusion = self.fusion.for_pen_down() if pen_down else self.fusion
+        `pen_down`: the drawings' last strokes are still being drawn (`Fusion.pen_down`); `settled`: the pen has
+        rested (`Fusion.settled`)."""
+        fusion = self.fusion.for_request(pen_down, settled)
         out = {
             name: fusion.calibrate(name, log_softmax(lp) + fusion.prior_weight.get(name, 0.0) * fusion.log_prior)
             for name, lp in raw.items()
@@ -293,13 +307,21 @@ class Classifier:
             lp = log_softmax(self._cnn_logits(rasters))
         return np.exp(self.combine({"cnn": lp})["cnn"])
 
-    def classify(self, strokes: object, top_k: int = 5, pen_down: bool = False, shown: str | None = None) -> Guesses:
+    def classify(
+        self,
+        strokes: object,
+        top_k: int = 5,
+        pen_down: bool = False,
+        shown: str | None = None,
+        settled: bool = False,
+    ) -> Guesses:
         """Canvas strokes -> top-k guesses. Raises `DrawingError` on bad input. `pen_down`: the last stroke is still
         being drawn (the page's live requests while the pen is down); `shown`: the guess the page shows first now,
-        if any (one of `classes`)."""
+        if any (one of `classes`); `settled`: the pen has rested since the last change (not with `pen_down`)."""
+        self.fusion.for_request(pen_down, settled)  # the pair is checked before any work
         shown_index = self.class_index(shown)
         prepared = from_canvas(strokes)
-        return self.classify_prepared(prepared, top_k, pen_down, shown_index)
+        return self.classify_prepared(prepared, top_k, pen_down, shown_index, settled)
 
     def class_index(self, word: str | None) -> int:
         """A class name -> its output index; None -> -1. Raises `DrawingError` for anything else."""
@@ -309,8 +331,10 @@ class Classifier:
             raise DrawingError(f"shown must be one of the {len(self.classes)} classes or none, got {word!r:.60}")
         return self._index[word]
 
-    def classify_prepared(self, prepared: Prepared, top_k: int = 5, pen_down: bool = False, shown: int = -1) -> Guesses:
-        scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared]), pen_down).items()}
+    def classify_prepared(
+        self, prepared: Prepared, top_k: int = 5, pen_down: bool = False, shown: int = -1, settled: bool = False
+    ) -> Guesses:
+        scores = {k: v[0] for k, v in self.combine(self.raw_log_probs([prepared]), pen_down, settled).items()}
         order = hold_order(scores["fused"][None], np.array([shown]), self.fusion.hold)[0]
         return Guesses(
             fused=best_guesses(scores["fused"], self.classes, top_k, order),
@@ -339,6 +363,7 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
         input_format="log-softmax of each classifier's logits (mean over the drawing and its mirror where `mirror`); "
         "fused = sum_m w_m * logp_m + g * log_prior; every output then log_softmax(score / temperature); "
         "`pen_down`: the weights and temperatures for a drawing whose last stroke is still being drawn; "
+        "`settled`: the same once the pen has rested (the drawing most likely finished); "
         "`hold`: the log-odds another fused guess needs over the one the page shows first to replace it",
         preprocessing_version=PREPROCESSING_VERSION,
         config={
@@ -349,6 +374,7 @@ def save_fusion(path: str | Path, fusion: Fusion, classes: list[str], metrics: d
             "temperature": fusion.temperature,
             "pen_down": fusion.pen_down,
             "hold": fusion.hold,
+            "settled": fusion.settled,
         },
         metrics=metrics,
         **(extra or {}),

@@ -202,22 +202,32 @@ class Service:
 
     # -- requests -------------------------------------------------------------------------------------------------
 
-    def classify(self, strokes: object, top_k: int = TOP_K, pen_down: bool = False, shown: str | None = None) -> dict:
+    def classify(
+        self,
+        strokes: object,
+        top_k: int = TOP_K,
+        pen_down: bool = False,
+        shown: str | None = None,
+        settled: bool = False,
+    ) -> dict:
         """Strokes (JSON text or lists) -> {"fused", "stroke", "cnn": [{"word", "prob"}] or None, "raster"}.
 
         "raster" is the (28, 28) uint8 array the CNN saw. `pen_down`: the last stroke is still being drawn (the
-        page's live requests), which has its own fusion settings; `shown`: the guess the page shows first now, held
-        unless the new evidence beats it (`Fusion.hold`). Raises `DrawingError` for a bad or empty drawing or a
-        `shown` that is not a class, and `ModelError` when no classifier is loaded.
+        page's live requests), which has its own fusion settings; `settled`: the pen has rested since the last change
+        (the drawing most likely finished), which has its own temperatures; `shown`: the guess the page shows first
+        now, held unless the new evidence beats it (`Fusion.hold`). Raises `DrawingError` for a bad or empty drawing,
+        `pen_down` and `settled` both true, or a `shown` that is not a class, and `ModelError` when no classifier is
+        loaded.
         """
-        if not isinstance(pen_down, bool):
-            raise DrawingError(f"pen_down must be true or false, got {pen_down!r}")
+        for name, flag in (("pen_down", pen_down), ("settled", settled)):
+            if not isinstance(flag, bool):
+                raise DrawingError(f"{name} must be true or false, got {flag!r:.60}")
         drawing = parse_strokes(strokes)
         if not drawing:
             raise DrawingError("the drawing has no strokes")
         classifier = self._need(self.classifier, "classifier")
         with _model_call("classifier"):
-            guesses = classifier.classify(drawing, top_k=top_k, pen_down=pen_down, shown=shown)
+            guesses = classifier.classify(drawing, top_k=top_k, pen_down=pen_down, shown=shown, settled=settled)
         return {
             "fused": _guess_list(guesses.fused),
             "stroke": _guess_list(guesses.stroke),

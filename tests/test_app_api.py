@@ -72,6 +72,8 @@ def test_classify_returns_top5_of_each_model(client):
     held = client.predict(json.dumps(HOUSE), False, second, api_name="/classify")
     assert held["fused"][0]["word"] in (second, result["fused"][0]["word"])
     assert {g["word"]: g["prob"] for g in held["fused"]} == {g["word"]: g["prob"] for g in result["fused"]}
+    rested = client.predict(json.dumps(HOUSE), False, "", True, api_name="/classify")  # the pen has rested
+    assert [g["word"] for g in rested["fused"]] == [g["word"] for g in result["fused"]]  # the same order
 
 
 def test_generate_returns_a_stroke_list_decided_by_the_seed(client):
@@ -98,6 +100,7 @@ def test_complete_returns_new_strokes(client):
         ("/classify", ('[[["x", 1, 0], [2, 2, 1]]]',), "must be numbers"),
         ("/classify", (json.dumps([[[i % 50, i // 50, i] for i in range(MAX_POINTS + 1)]]),), "at most"),
         ("/classify", (json.dumps(HOUSE), False, "no such class"), "shown must be one of"),
+        ("/classify", (json.dumps(HOUSE), True, "", True), "either pen_down"),
         ("/generate", ("not a category", 0.4, 1), "unknown category"),
         ("/generate", ("cat", 99, 1), "temperature"),
         ("/generate", ("cat", 0.4, 1, 9), "guidance"),

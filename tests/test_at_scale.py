@@ -92,6 +92,8 @@ def test_fusion_prior_is_the_manifests_counts(pipeline):
     # The raw squares (200 ms strokes: one request while the pen is down each) tune the pen-down settings.
     assert set(clf.fusion.pen_down) == {"weights", "temperature"}
     assert set(clf.fusion.pen_down["temperature"]) == {"stroke", "cnn", "fused"}
+    assert set(clf.fusion.settled) == {"temperature"}  # once the pen rests: the weights stay
+    assert set(clf.fusion.settled["temperature"]) == {"stroke", "cnn", "fused"}
     # ... and replayed as the page asks, what each hold would do (the one set is a design setting)
     hold = json.loads((pipeline / "models" / "fusion.json").read_text())["metrics"]["valid"]["hold"]
     assert clf.fusion.hold == hold["hold"] == fuse.HOLD

@@ -168,6 +168,19 @@ def test_requests_say_which_guess_the_page_shows(page):
     assert page.evaluate("window.sketchlab.shownSent()") is None
 
 
+def test_the_page_asks_once_more_when_the_pen_rests(page):
+    _stroke(page, ROOF)
+    after_stroke = page.evaluate("window.sketchlab.seq()")
+    assert page.evaluate("window.sketchlab.settledSent()") is False
+    page.wait_for_function(f"window.sketchlab.seq() > {after_stroke}")  # SETTLE_MS later, with nothing drawn
+    assert page.evaluate("window.sketchlab.settledSent()") is True
+    assert page.evaluate("window.sketchlab.seq()") == after_stroke + 1  # once
+    _answered(page, after_stroke + 1)
+    assert page.locator("#guesses .guess").count() == 5
+    _stroke(page, WALLS)  # a new stroke: an ordinary request again
+    assert page.evaluate("window.sketchlab.settledSent()") is False
+
+
 def test_undo_and_clear(page):
     _stroke(page, ROOF)
     _stroke(page, WALLS)

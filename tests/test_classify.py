@@ -179,7 +179,32 @@ def test_pen_down_requests_get_their_own_weights_and_temperatures(models_dir):
         (g.word, round(g.prob, 5)) for g in best_guesses(drawing["fused"][0], CLASSES, 5)
     ]
     without = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, log_prior)  # an older fusion.json: the same settings
-    assert without.for_pen_down() == without
+    assert without.for_request(pen_down=True) == without and without.for_request(settled=True) == without
+
+
+def test_settled_requests_get_their_own_temperatures(models_dir):
+    log_prior = np.zeros(C, np.float32)
+    settled = {"temperature": {"fused": 0.5, "cnn": 0.7}}
+    pen_down = {"weights": {"stroke": 0.1, "cnn": 0.9}, "temperature": {"fused": 2.0}}
+    fusion = Fusion(
+        {"stroke": 0.4, "cnn": 0.6}, {}, log_prior, temperature={"fused": 0.8}, pen_down=pen_down, settled=settled
+    )
+    save_fusion(models_dir / "fusion.json", fusion, CLASSES, {"valid": {}})
+    clf = Classifier.load(models_dir)
+    assert clf.problems == [] and clf.fusion.settled == settled and clf.fusion.pen_down == pen_down
+    raw = clf.raw_log_probs([from_canvas(_drawing())])
+    after_stroke, rested = clf.combine(raw), clf.combine(raw, settled=True)
+    np.testing.assert_allclose(rested["fused"], log_softmax((0.4 * raw["stroke"] + 0.6 * raw["cnn"]) / 0.5), atol=1e-5)
+    np.testing.assert_allclose(rested["cnn"], log_softmax(raw["cnn"] / 0.7), atol=1e-5)
+    np.testing.assert_allclose(rested["stroke"], after_stroke["stroke"], atol=1e-6)  # no settled T for it: the same
+    for name in rested:  # a temperature never changes the order
+        assert (np.argsort(-rested[name][0], kind="stable") == np.argsort(-after_stroke[name][0], kind="stable")).all()
+    g = clf.classify(_drawing(), settled=True).fused
+    assert [(x.word, round(x.prob, 5)) for x in g] == [
+        (x.word, round(x.prob, 5)) for x in best_guesses(rested["fused"][0], CLASSES, 5)
+    ]
+    with pytest.raises(DrawingError, match="either pen_down"):
+        clf.classify(_drawing(), pen_down=True, settled=True)
 
 
 def test_the_shown_guess_stays_first_unless_clearly_beaten(models_dir):
@@ -192,7 +217,7 @@ def test_the_shown_guess_stays_first_unless_clearly_beaten(models_dir):
     fusion = Fusion({"stroke": 0.4, "cnn": 0.6}, {}, np.zeros(C, np.float32), temperature={"fused": 0.8}, hold=0.3)
     save_fusion(models_dir / "fusion.json", fusion, CLASSES, {"valid": {}})
     clf = Classifier.load(models_dir)
-    assert clf.problems == [] and clf.fusion.hold == 0.3 and clf.fusion.for_pen_down().hold == 0.3
+    assert clf.problems == [] and clf.fusion.hold == 0.3 and clf.fusion.for_request(pen_down=True).hold == 0.3
     plain = clf.combine(clf.raw_log_probs([from_canvas(_drawing())]))["fused"][0]
     first, second = np.argsort(-plain)[:2]
     g = clf.classify(_drawing(), shown=CLASSES[second])

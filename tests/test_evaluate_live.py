@@ -8,7 +8,19 @@ import numpy as np
 from _tiny_models import WORDS, tiny_models
 
 from sketchlab.classify import Classifier, Fusion, hold_order, save_fusion
-from training.evaluate_live import LIVE_MS, LiveTally, held, main, page_order, pen_down_views
+from training.evaluate_live import (
+    DOWN,
+    END,
+    LIVE_MS,
+    SETTLE_MS,
+    SETTLED,
+    LiveTally,
+    held,
+    main,
+    page_order,
+    pen_down_views,
+    settled_after,
+)
 
 
 def test_live_tally_reads_the_guesses_at_each_fraction_and_the_first_right_one():
@@ -70,18 +82,41 @@ def test_live_tally_counts_how_often_the_top_guess_changes():
     assert tally.metrics()["guessed"]["share_steady"] == 1 / 3
 
 
-def test_page_order_puts_each_strokes_pen_down_requests_before_its_end():
+def test_page_order_puts_each_strokes_pen_down_requests_before_its_end_and_the_settled_one_after():
     first = np.array([[0, 0, 0], [5, 0, 100], [9, 0, 200], [12, 3, 250], [20, 8, 600]], float)
     second = np.array([[0, 50, 900], [40, 50, 1000], [60, 70, 1200]], float)
     order = page_order([first, second], timed=True)
-    assert [(ms, down, j) for ms, down, j, _ in order] == [
-        (150, True, 0),
-        (300, True, 1),  # none at 450: no point came since 300
-        (600, False, 0),
-        (1050, True, 2),
-        (1200, False, 1),
+    assert [(ms, kind, j) for ms, kind, j, _ in order] == [
+        (150, DOWN, 0),
+        (300, DOWN, 1),  # none at 450: no point came since 300
+        (600, END, 0),  # 300 ms before the next stroke: no settled request
+        (1050, DOWN, 2),
+        (1200, END, 1),
+        (1200 + SETTLE_MS, SETTLED, 1),  # the pen rests after the last stroke
     ]
-    assert [(k, down) for k, down, *_ in page_order([first, second], timed=False)] == [(1, False), (2, False)]
+    assert order[-1][3] is order[-2][3]  # the same drawing, asked again
+    assert [(k, kind) for k, kind, *_ in page_order([first, second], timed=False)] == [
+        (1, END),
+        (2, END),
+        (2.5, SETTLED),
+    ]
+
+
+def test_the_page_settles_after_the_last_stroke_and_after_long_pauses():
+    a = np.array([[0, 0, 0], [9, 0, 100]], float)
+    b = np.array([[0, 9, 100 + SETTLE_MS], [9, 9, 200 + SETTLE_MS]], float)  # after a pause of SETTLE_MS
+    c = np.array([[5, 5, 300 + SETTLE_MS], [9, 5, 400 + SETTLE_MS]], float)  # after 100 ms
+    assert settled_after([a, b, c], timed=True) == [0, 2]
+    assert settled_after([a, b, c], timed=False) == [2]
+    js = (Path(__file__).resolve().parent.parent / "assets" / "sketchpad.js").read_text()
+    assert f"const SETTLE_MS = {SETTLE_MS};" in js
+
+
+def test_live_tally_counts_the_settled_answers():
+    tally = LiveTally(3)
+    tally.add(0, np.array([1, 0]), np.array([False, True]), None, settled=(np.array([0, 0]), np.array([True, False])))
+    tally.add(1, np.array([2]), np.array([False]), None, settled=(np.array([6]), np.array([True])))
+    assert tally.metrics()["settled"] == {"n": 3, "top1": 2 / 3, "top5": 2 / 3, "sure": 2 / 3, "sure_right": 1 / 2}
 
 
 def test_held_answers_keep_the_guess_shown_before_unless_beaten_by_the_hold():
@@ -137,6 +172,8 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
         assert out[kind]["fused"]["at_fraction"]["1.0"]["top1"] == right
         assert set(out[kind]) >= {"stroke", "cnn", "fused"}
         assert out[kind]["fused"]["calibration"]["n"] == 8 * 3  # every stroke end of every drawing
+        settled = out[kind]["fused"]["settled"]  # after the last stroke only: the pauses here are short
+        assert settled["n"] == settled["calibration"]["n"] == 8 and settled["top1"] == right
     assert "seconds" in out["raw"]["fused"]["guessed"] or out["raw"]["fused"]["guessed"]["share"] == 0
     assert "seconds" not in out["simplified"]["fused"]["guessed"]
     pen_down, guessed = out["raw"]["fused"]["pen_down"], out["raw"]["fused"]["guessed"]

@@ -44,10 +44,12 @@ class FakeClassifier:
     def __init__(self):
         self.calls = []
 
-    def classify(self, strokes, top_k=5, pen_down=False, shown=None):
+    def classify(self, strokes, top_k=5, pen_down=False, shown=None, settled=False):
         if shown is not None and shown not in WORDS:
             raise DrawingError(f"shown must be one of the classes or none, got {shown!r}")
-        self.calls.append((strokes, pen_down, shown))
+        if pen_down and settled:
+            raise DrawingError("a request is either pen_down (a stroke still being drawn) or settled, not both")
+        self.calls.append((strokes, pen_down, shown, settled))
         k = len(strokes) % len(WORDS)
         words = (WORDS[k:] + WORDS[:k])[:top_k]
         probs = np.linspace(0.6, 0.02, len(words))
@@ -168,7 +170,7 @@ def test_classify_returns_top5_of_each_model_and_the_raster(service):
 def test_classify_passes_on_whether_the_pen_is_down(service):
     service.classify(SQUARE, pen_down=True)
     service.classify(SQUARE)
-    assert [pen_down for _, pen_down, _ in service.classifier.calls[-2:]] == [True, False]
+    assert [pen_down for _, pen_down, *_ in service.classifier.calls[-2:]] == [True, False]
     with pytest.raises(DrawingError, match="pen_down must be true or false"):
         service.classify(SQUARE, pen_down="yes")
 
@@ -176,9 +178,19 @@ def test_classify_passes_on_whether_the_pen_is_down(service):
 def test_classify_passes_on_the_guess_the_page_shows(service):
     service.classify(SQUARE, shown=WORDS[2])
     service.classify(SQUARE)
-    assert [shown for *_, shown in service.classifier.calls[-2:]] == [WORDS[2], None]
+    assert [shown for _, _, shown, _ in service.classifier.calls[-2:]] == [WORDS[2], None]
     with pytest.raises(DrawingError, match="shown must be one of"):
         service.classify(SQUARE, shown="no such class")
+
+
+def test_classify_passes_on_whether_the_pen_has_rested(service):
+    service.classify(SQUARE, settled=True)
+    service.classify(SQUARE)
+    assert [settled for *_, settled in service.classifier.calls[-2:]] == [True, False]
+    with pytest.raises(DrawingError, match="settled must be true or false"):
+        service.classify(SQUARE, settled=1)
+    with pytest.raises(DrawingError, match="either pen_down"):
+        service.classify(SQUARE, pen_down=True, settled=True)
 
 
 def test_classify_needs_a_drawing_and_a_classifier(service):

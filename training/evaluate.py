@@ -235,11 +235,12 @@ def read_bitmaps(
     return np.concatenate(images), np.concatenate(labels)
 
 
-def scores(clf: Classifier, prepared: list) -> dict[str, np.ndarray]:
-    """Calibrated log-probabilities {"stroke" | "cnn" | "fused": (N, C)}, in batches."""
+def scores(clf: Classifier, prepared: list, settled: bool = False) -> dict[str, np.ndarray]:
+    """Calibrated log-probabilities {"stroke" | "cnn" | "fused": (N, C)}, in batches. `settled`: as the app scores a
+    finished drawing once the pen has rested (`Fusion.settled`), else as right after a stroke."""
     parts: dict[str, list[np.ndarray]] = {}
     for i in range(0, len(prepared), BATCH):
-        for k, v in clf.combine(clf.raw_log_probs(prepared[i : i + BATCH])).items():
+        for k, v in clf.combine(clf.raw_log_probs(prepared[i : i + BATCH]), settled=settled).items():
             parts.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
@@ -269,10 +270,10 @@ def evaluate(
 
     names = outputs(clf)
     drawings = {name: Tally(n) for name in names}
-    reliability = {name: Reliability(n) for name in names}  # of the probabilities the app shows
+    reliability = {name: Reliability(n) for name in names}  # of the probabilities the app shows once the pen rests
     by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
     for prepared, labels, recognized in iter_split(root, "simplified", split, index):
-        s = scores(clf, prepared)
+        s = scores(clf, prepared, settled=True)
         for name in names:
             drawings[name].add(s[name], labels)
             reliability[name].add(s[name], labels)
@@ -283,7 +284,7 @@ def evaluate(
     raw = Tally(n)
     reliability["fused_raw"] = Reliability(n)
     for prepared, labels, _ in iter_split(root, "raw", split, index):
-        fused = scores(clf, prepared)["fused"]
+        fused = scores(clf, prepared, settled=True)["fused"]
         raw.add(fused, labels)
         reliability["fused_raw"].add(fused, labels)
     out["fused_raw"] = raw.metrics(classes)

@@ -28,6 +28,10 @@ The raw drawings are also replayed while the pen is down, as the page asks every
                `calibration` (the scores come from `Classifier.combine(..., pen_down=True)`, as the app's);
   guessed      gains `share_any_time` and `seconds_any_time`: the first right guess at a stroke end or while drawing,
                the way the game itself listens (it guesses while the player draws, not only between strokes).
+Once the pen has rested SETTLE_MS after a stroke (and after the last one of every drawing) the page asks once more,
+as `settled` (`Classifier.combine(..., settled=True)`: temperatures fitted on such moments):
+  settled      over every such answer: `n`, `top1`, `top5`, the headline's `sure` / `sure_right`, `calibration`;
+               the untimed simplified drawings have one, after their last stroke (the finished drawing).
 For every source, `top_guess_changes`: how often the top guess differs from the answer before (`per_drawing`, and
 `share_of_answers` after each drawing's first; `back_per_drawing`: the changes back to a guess shown first within the
 last FLICKER answers, a flicker), in the order the page shows them: a guess that jumps about names
@@ -60,6 +64,9 @@ from training.evaluate import BATCH, Reliability, Tally, chosen_split, outputs, 
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 LIVE_MS = 150  # while the pen is down the page sends the drawing this often (assets/sketchpad.js, LIVE_MS)
+SETTLE_MS = 2000  # the pen resting this long after a stroke: the page asks once more, settled (sketchpad.js)
+KINDS = ("stroke_end", "pen_down", "settled")  # the page's requests, by what `Classifier.combine` is told
+END, DOWN, SETTLED = range(len(KINDS))
 FLICKER = 3  # a top guess that comes back within this many answers (about half a second while drawing) flickered
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
 
@@ -76,7 +83,9 @@ class Replay:
     # at the m requests sent while the pen was down (`pen_down_views`)
     pen_down_ms: np.ndarray | None = None  # (m,) their times, ms from the drawing's first point
     shown: dict[str, np.ndarray] | None = None  # output -> the top guess of every answer, in the order the page
-    # shows them (stroke ends and pen-down requests by time; the refused prefixes, which get no answer, left out)
+    # shows them (stroke ends and pen-down requests by time; the refused prefixes, which get no answer, and the
+    # settled answers, which re-state the drawing of the answer before, left out)
+    settled: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # output -> (ranks, sure) of the settled answers
 
 
 @dataclass
@@ -102,6 +111,11 @@ class LiveTally:
     changes: int = 0  # of them with another top guess than the answer before
     flickers: int = 0  # of those, back to a top guess of the FLICKER answers before
     steady: int = 0  # drawings whose top guess was right in two answers in a row at some moment (`Replay.shown`)
+    rested: int = 0  # settled answers (the pen resting SETTLE_MS after a stroke, and every finished drawing)
+    rested_top1: int = 0  # of them with the true class first
+    rested_top5: int = 0  # ... in the top 5
+    rested_sure: int = 0  # ... with a headline "I think it is X"
+    rested_sure_right: int = 0  # ... with X right
     guessed_any_time: int = 0  # drawings right at a stroke end or while the pen was down (timed drawings only)
     seconds_any_time: list[float] = field(default_factory=list)  # the time of each one's first right guess
 
@@ -118,11 +132,19 @@ class LiveTally:
         stroke_end_ms: np.ndarray | None,
         pen_down: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
         shown: np.ndarray | None = None,
+        settled: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         """One replayed drawing: the true class's rank and the headline after each of its n strokes, the time of
-        each stroke end, (ranks, sure, times) of the requests sent while the pen was down, where timed, and the top
-        guess of every answer in the order shown."""
+        each stroke end, (ranks, sure, times) of the requests sent while the pen was down, where timed, the top
+        guess of every answer in the order shown, and (ranks, sure) of the settled answers."""
         n = len(ranks)
+        if settled is not None:
+            rest_ranks, rest_sure = settled
+            self.rested += len(rest_ranks)
+            self.rested_top1 += int((rest_ranks == 0).sum())
+            self.rested_top5 += int((rest_ranks < 5).sum())
+            self.rested_sure += int(rest_sure.sum())
+            self.rested_sure_right += int((rest_sure & (rest_ranks == 0)).sum())
         if shown is not None and len(shown) > 1:
             self.answers += len(shown) - 1
             self.changes += int((shown[1:] != shown[:-1]).sum())
@@ -197,6 +219,14 @@ class LiveTally:
                 guessed["share_any_time"] = self.guessed_any_time / int(self.drawings.sum())
                 if self.seconds_any_time:
                     guessed["seconds_any_time"] = float(np.median(self.seconds_any_time))
+            if self.rested:
+                out["settled"] = {
+                    "n": self.rested,
+                    "top1": self.rested_top1 / self.rested,
+                    "top5": self.rested_top5 / self.rested,
+                    "sure": self.rested_sure / self.rested,
+                    "sure_right": self.rested_sure_right / self.rested_sure if self.rested_sure else None,
+                }
         out["guessed"] = guessed
         return out
 
@@ -258,6 +288,32 @@ def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per
     return prepared, np.array(labels, np.int64)
 
 
+def settled_after(drawing: list, timed: bool) -> list[int]:
+    """The strokes (0-based) after which the page sends a settled request: the last one, and for a drawing with
+    timings every stroke followed by a pause of at least SETTLE_MS (the page's timer runs from the pen-up)."""
+    last = len(drawing) - 1
+    if not timed:
+        return [last]
+    return [k for k in range(last) if drawing[k + 1][0, 2] - drawing[k][-1, 2] >= SETTLE_MS] + [last]
+
+
+def read_settled(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
+    """What the page sends once the pen has rested (`settled_after`), for every drawing of the split, raw (timed)
+    and simplified (the finished drawing only), through the canvas path -> (prepared drawings, labels (N,)). For
+    fitting the settled temperatures (`training.fuse`)."""
+    prepared, labels = [], []
+    for kind in ("raw", "simplified"):
+        for drawings, chunk_labels in chunks(root, kind, split, index, per_class):
+            for drawing, label in zip(drawings, chunk_labels, strict=True):
+                for k in settled_after(drawing, kind == "raw"):
+                    try:
+                        prepared.append(from_canvas(drawing[: k + 1]))
+                    except DrawingError:
+                        continue  # still a dot: the page sends nothing
+                    labels.append(label)
+    return prepared, np.array(labels, np.int64)
+
+
 def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
     """Every request the page sends while the pen is down (`pen_down_views`) for the raw drawings of the split, the
     ones with timings, through the canvas path -> (prepared requests, labels (N,)). For `training.fuse`."""
@@ -270,14 +326,17 @@ def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_cl
     return prepared, np.array(labels, np.int64)
 
 
-def page_order(drawing: list, timed: bool) -> list[tuple[float, bool, int, Prepared]]:
+def page_order(drawing: list, timed: bool) -> list[tuple[float, int, int, Prepared]]:
     """Every answer the page shows for one drawing, in the order shown -> (its time: ms from the first point, or the
-    stroke's number for a drawing without timings; whether it was a pen-down request; its index among the
-    drawing's stroke ends or pen-down requests; the request through the canvas path). A stroke's pen-down requests
-    come before its end; only drawings with timings have pen-down requests."""
-    ends = [(float(drawing[k - 1][-1, 2]) if timed else float(k), False, k - 1, p) for k, p in prefixes(drawing)]
-    ticks = [(ms, True, j, p) for j, (ms, p) in enumerate(pen_down_requests(drawing) if timed else [])]
-    return sorted(ends + ticks, key=lambda a: (a[0], not a[1]))
+    stroke's number for a drawing without timings; its kind: END, DOWN or SETTLED (`KINDS`); its index among the
+    drawing's stroke ends or pen-down requests (a settled request: the stroke end it follows); the request through
+    the canvas path). A stroke's pen-down requests come before its end, and its settled request, if any, after it;
+    only drawings with timings have pen-down requests and pauses."""
+    ends = [(float(drawing[k - 1][-1, 2]) if timed else float(k), END, k - 1, p) for k, p in prefixes(drawing)]
+    rest = set(settled_after(drawing, timed))
+    settled = [(t + (SETTLE_MS if timed else 0.5), SETTLED, k, p) for t, _, k, p in ends if k in rest]
+    ticks = [(ms, DOWN, j, p) for j, (ms, p) in enumerate(pen_down_requests(drawing) if timed else [])]
+    return sorted(ends + settled + ticks, key=lambda a: (a[0], a[1] != DOWN, a[1]))
 
 
 @dataclass
@@ -285,7 +344,7 @@ class Answers:
     """One drawing's answers in the order the page shows them (`page_order`), scored as the app scores them."""
 
     label: int
-    pen_down: np.ndarray  # (m,) bool: sent while the pen was down
+    kind: np.ndarray  # (m,) int: END, DOWN (sent while the pen was down) or SETTLED (`KINDS`)
     index: np.ndarray  # (m,) int: which stroke end (0..n-1) or which pen-down request each answer is
     ms: np.ndarray  # (m,) its time
     scores: dict[str, np.ndarray]  # output -> (m, C) calibrated log-probabilities (`Fusion.hold` orders them later)
@@ -301,10 +360,13 @@ def score_answers(clf: Classifier, drawings: list, labels: list[int], timed: boo
     for i in range(0, len(flat), BATCH):
         rows = flat[i : i + BATCH]
         raw = clf.raw_log_probs([p for *_, p in rows])
-        down = np.array([d for _, d, _, _ in rows])
-        after_stroke, pen_down = clf.combine(raw), clf.combine(raw, pen_down=True)  # as the app scores each
+        kind = np.array([k for _, k, _, _ in rows])[:, None]
+        # as the app scores each kind of request
+        end, down, rest = clf.combine(raw), clf.combine(raw, pen_down=True), clf.combine(raw, settled=True)
         for name in names:
-            scores[name][i : i + len(rows)] = np.where(down[:, None], pen_down[name], after_stroke[name])
+            scores[name][i : i + len(rows)] = np.where(
+                kind == DOWN, down[name], np.where(kind == SETTLED, rest[name], end[name])
+            )
     out, start = [], 0
     for label, order in zip(labels, orders, strict=True):
         rows = slice(start, start + len(order))
@@ -312,7 +374,7 @@ def score_answers(clf: Classifier, drawings: list, labels: list[int], timed: boo
         out.append(
             Answers(
                 label,
-                np.array([d for _, d, _, _ in order], bool),
+                np.array([k for _, k, _, _ in order], np.int64),
                 np.array([j for _, _, j, _ in order], np.int64),
                 np.array([t for t, *_ in order], np.float64),
                 {name: v[rows] for name, v in scores.items()},
@@ -341,8 +403,9 @@ def replay(
     reliability: dict[str, dict[str, Reliability]] | None = None,
 ) -> list[Replay]:
     """Every prefix of each drawing through the canvas path and the models, and for `timed` drawings every request
-    sent while the pen was down too, the fused guesses held as the page holds them (`Fusion.hold`) -> one `Replay` a
-    drawing. The scores also go into `reliability` when given: {"stroke_end" | "pen_down": {output: Reliability}}."""
+    sent while the pen was down too, and the settled requests, the fused guesses held as the page holds them
+    (`Fusion.hold`) -> one `Replay` a drawing. The scores also go into `reliability` when given: {"stroke_end" |
+    "pen_down" | "settled": {output: Reliability}} (`KINDS`)."""
     answers = score_answers(clf, drawings, labels, timed)
     return replay_scored(drawings, answers, timed, clf.fusion.hold, reliability)
 
@@ -357,34 +420,35 @@ def replay_scored(
     """`replay` from the drawings' `score_answers`, the fused guesses held by `hold` (`training.fuse` tries several)."""
     out = []
     for drawing, answers in zip(drawings, scored, strict=True):
-        n, down = len(drawing), answers.pen_down
+        n, end, down, rest = len(drawing), answers.kind == END, answers.kind == DOWN, answers.kind == SETTLED
         ticks = answers.index[down]
-        ranks, sure, tick_ranks, tick_sure, shown = {}, {}, {}, {}, {}
+        ranks, sure, tick_ranks, tick_sure, shown, settled = {}, {}, {}, {}, {}, {}
         for name, s in answers.scores.items():
             n_classes = s.shape[1]
             truth = np.full(len(s), answers.label)
             if reliability is not None:  # the probabilities shown: the hold never changes them
-                reliability["stroke_end"][name].add(s[~down], truth[~down])
-                reliability["pen_down"][name].add(s[down], truth[down])
+                for kind, rows in zip(KINDS, (end, down, rest), strict=True):
+                    reliability[kind][name].add(s[rows], truth[rows])
             order = held(s, hold) if name == "fused" else s  # the order shown
             rank = (order > order[:, answers.label][:, None]).sum(axis=1)
             top = order.argmax(axis=1)
             confident = np.exp(s[np.arange(len(s)), top]) >= SURE
             ranks[name] = np.full(n, n_classes, np.int64)  # a refused prefix: no answer, counted wrong
             sure[name] = np.zeros(n, bool)
-            ranks[name][answers.index[~down]] = rank[~down]
-            sure[name][answers.index[~down]] = confident[~down]
+            ranks[name][answers.index[end]] = rank[end]
+            sure[name][answers.index[end]] = confident[end]
             tick_ranks[name], tick_sure[name] = np.empty(len(ticks), np.int64), np.empty(len(ticks), bool)
             tick_ranks[name][ticks], tick_sure[name][ticks] = rank[down], confident[down]
-            shown[name] = top
+            shown[name] = top[~rest]  # a settled answer re-states the last one's drawing: not a change of mind
+            settled[name] = (rank[rest], confident[rest])
         if not timed:
-            out.append(Replay(answers.label, ranks, sure, None, shown=shown))
+            out.append(Replay(answers.label, ranks, sure, None, shown=shown, settled=settled))
             continue
         ends = np.array([float(stroke[-1, 2]) for stroke in drawing])
         pen_down = {name: (tick_ranks[name], tick_sure[name]) for name in ranks}
         tick_ms = np.empty(len(ticks))
         tick_ms[ticks] = answers.ms[down]
-        out.append(Replay(answers.label, ranks, sure, ends, pen_down, tick_ms, shown))
+        out.append(Replay(answers.label, ranks, sure, ends, pen_down, tick_ms, shown, settled))
     return out
 
 
@@ -413,19 +477,20 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     t = time.time()
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
-        reliability = {
-            m: {name: Reliability(len(classes)) for name in outputs(clf)} for m in ("stroke_end", "pen_down")
-        }
+        reliability = {m: {name: Reliability(len(classes)) for name in outputs(clf)} for m in KINDS}
         for drawings, labels in chunks(root, kind, split, index, per_class):
             for r in replay(clf, drawings, labels, kind == "raw", reliability):
                 for name, tally in tallies.items():
                     pen_down = (*r.pen_down[name], r.pen_down_ms) if r.pen_down else None
-                    tally.add(r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down, r.shown[name])
+                    tally.add(
+                        r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down, r.shown[name], r.settled[name]
+                    )
         out[kind] = {}
         for name, tally in tallies.items():
             out[kind][name] = tally.metrics() | {"calibration": reliability["stroke_end"][name].metrics()}
-            if "pen_down" in out[kind][name]:
-                out[kind][name]["pen_down"]["calibration"] = reliability["pen_down"][name].metrics()
+            for part in ("pen_down", "settled"):
+                if part in out[kind][name]:
+                    out[kind][name][part]["calibration"] = reliability[part][name].metrics()
         if kind == "simplified":
             out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
     out["seconds"] = time.time() - t
@@ -462,6 +527,13 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"{'':21s} while the pen is down: n={p['n']} top1 {p['top1']:.3f} top5 {p['top5']:.3f} headline "
                     f"sure {p['sure']:.3f}, right {p['sure_right']}; ece {p['calibration']['ece']:.3f}"
+                )
+            if "settled" in m:
+                p = m["settled"]
+                print(
+                    f"{'':21s} once the pen rests: n={p['n']} top1 {p['top1']:.3f} top5 {p['top5']:.3f} headline "
+                    f"sure {p['sure']:.3f}, right {p['sure_right']}; ece {p['calibration']['ece']:.3f} / "
+                    f"{p['calibration']['ece_classes']:.3f}"
                 )
 
 

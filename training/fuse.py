@@ -23,6 +23,11 @@ While the pen is down the page asks for guesses about 7 times a second, on a dra
 drawn; those requests get their own stroke weight and temperatures (`Fusion.pen_down`), tuned the same way on every
 such request of the raw validation drawings (`training.evaluate_live.read_pen_down`), with the mirroring and prior
 chosen above.
+Once the pen has rested (SETTLE_MS after a change) the page asks once more, and the drawing is then most likely
+finished: guessed right more often, at the same scores, than the unfinished ones of every stroke end. Those requests
+get temperatures of their own (`Fusion.settled`; the weights stay the ones tuned on finished drawings above), fitted
+the same way on what the page sends then for the validation drawings (`training.evaluate_live.read_settled`: every
+finished drawing, raw and simplified, and the raw ones' pauses).
 Last, the hold: the page says which guess it shows first, and that guess stays first unless another is more than
 e^hold times as likely (`sketchlab.classify.hold_order`; the probabilities shown do not change), so that two
 near-equal guesses do not swap the headline at every request. It is a design setting, `--hold` (HOLD: chosen in the
@@ -49,7 +54,15 @@ from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, mea
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from training.evaluate import MAX_PER_CLASS, Reliability, ranking_metrics, read_bitmaps, read_split
-from training.evaluate_live import LiveTally, chunks, read_pen_down, read_stroke_ends, replay_scored, score_answers
+from training.evaluate_live import (
+    LiveTally,
+    chunks,
+    read_pen_down,
+    read_settled,
+    read_stroke_ends,
+    replay_scored,
+    score_answers,
+)
 from training.export_classifier import git_commit
 
 PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
@@ -145,6 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         help="raw validation drawings a class replayed as the page asks while the pen is down (0: no pen-down settings)",
     )
     parser.add_argument(
+        "--settled-drawings",
+        type=int,
+        default=STROKE_END_DRAWINGS,
+        help="validation drawings a class and kind whose settled requests fit the settled temperatures (0: none)",
+    )
+    parser.add_argument(
         "--hold", type=float, default=HOLD, help="log-odds another guess needs over the one shown first (0: none)"
     )
     args = parser.parse_args(argv)
@@ -174,6 +193,11 @@ def main(argv: list[str] | None = None) -> None:
         requests, request_labels = read_pen_down(Path(args.data), Split.VALID, index, args.pen_down_drawings)
         if len(request_labels):
             fusion, report["pen_down"] = tune_pen_down(clf, fusion, _batched(clf, requests), request_labels)
+    if args.settled_drawings:
+        rested, rested_labels = read_settled(Path(args.data), Split.VALID, index, args.settled_drawings)
+        if len(rested_labels):
+            fusion, report["settled"] = tune_settled(clf, fusion, _batched(clf, rested), rested_labels)
+    if args.pen_down_drawings:
         report["hold"] = {
             "hold": args.hold,
             "by_hold": measure_hold(clf, fusion, Path(args.data), index, args.pen_down_drawings),
@@ -291,6 +315,21 @@ def tune_pen_down(
     report["calibration"] = calibration
     pen_down = {"weights": weights, "temperature": drawing.temperature}
     return dataclasses.replace(fusion, pen_down=pen_down), report
+
+
+def tune_settled(
+    clf: Classifier, fusion: Fusion, views: dict[str, tuple[np.ndarray, np.ndarray]], labels: np.ndarray
+) -> tuple[Fusion, dict]:
+    """`fusion` with `settled` temperatures: the ones that fit the page's settled requests ({name: (plain, mirrored)
+    log-probs}; `fit_temperatures`, `fusion`'s weights, mirroring and prior kept), with the calibration the
+    stroke-end temperatures give them."""
+    rested, report = fit_temperatures(clf, fusion, views, labels)
+    as_stroke_end = Classifier(clf.models, fusion, clf.classes, [], parallel=False).combine(
+        chosen_views(views, fusion.mirror)
+    )
+    for name, lp in as_stroke_end.items():
+        report[name]["with_stroke_end_temperatures"] = Reliability(lp.shape[1]).add(lp, labels).metrics()
+    return dataclasses.replace(fusion, settled={"temperature": rested.temperature}), {"calibration": report}
 
 
 def measure_hold(clf: Classifier, fusion: Fusion, root: Path, index: dict[str, int], per_class: int) -> dict:

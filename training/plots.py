@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     clf = Classifier.load(args.models_dir)
     index = {w: i for i, w in enumerate(clf.classes)}
     prepared, labels, _ = read_split(Path(args.data), "simplified", Split.TEST, index, args.max_per_class)
-    fused = scores(clf, prepared)["fused"]
+    fused = scores(clf, prepared, settled=True)["fused"]  # the finished drawings, as the page shows them at rest
     confusion(fused, labels, clf.classes, out / "confusion_fused.png")
     sample_grid(prepared, labels, fused, clf.classes, out / "samples_top5.png")
     live = Path(args.live or Path(args.runs) / "eval_live.json")
