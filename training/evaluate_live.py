@@ -89,6 +89,35 @@ class Replay:
 
 
 @dataclass
+class Answered:
+    """Counts over a set of answers (one kind of request): how many, how often the true class was first or in the
+    top 5, how often the headline said "I think it is X", and how often X was right then."""
+
+    n: int = 0
+    top1: int = 0
+    top5: int = 0
+    sure: int = 0
+    sure_right: int = 0
+
+    def add(self, ranks: np.ndarray, sure: np.ndarray) -> None:
+        """(m,) ranks of the true class and (m,) whether the headline was sure, at m answers."""
+        self.n += len(ranks)
+        self.top1 += int((ranks == 0).sum())
+        self.top5 += int((ranks < 5).sum())
+        self.sure += int(sure.sum())
+        self.sure_right += int((sure & (ranks == 0)).sum())
+
+    def metrics(self) -> dict:
+        return {
+            "n": self.n,
+            "top1": self.top1 / self.n,
+            "top5": self.top5 / self.n,
+            "sure": self.sure / self.n,
+            "sure_right": self.sure_right / self.sure if self.sure else None,
+        }
+
+
+@dataclass
 class LiveTally:
     """One output's counts over replayed drawings: `Tally`s of the guesses at each fraction of the strokes, and the
     first right guess."""
@@ -102,20 +131,13 @@ class LiveTally:
     stroke_ends: int = 0  # prefixes seen (every stroke end of every drawing)
     sure: int = 0  # of them with a headline "I think it is X"
     sure_right: int = 0  # of those with X right
-    sent: int = 0  # requests sent while the pen was down (timed drawings only)
-    sent_top1: int = 0  # of them with the true class first
-    sent_top5: int = 0  # ... in the top 5
-    sent_sure: int = 0  # ... with a headline "I think it is X"
-    sent_sure_right: int = 0  # ... with X right
+    pen_down: Answered = field(default_factory=Answered)  # requests sent while the pen was down (timed drawings)
     answers: int = 0  # answers after each drawing's first (`Replay.shown`)
     changes: int = 0  # of them with another top guess than the answer before
     flickers: int = 0  # of those, back to a top guess of the FLICKER answers before
     steady: int = 0  # drawings whose top guess was right in two answers in a row at some moment (`Replay.shown`)
-    rested: int = 0  # settled answers (the pen resting SETTLE_MS after a stroke, and every finished drawing)
-    rested_top1: int = 0  # of them with the true class first
-    rested_top5: int = 0  # ... in the top 5
-    rested_sure: int = 0  # ... with a headline "I think it is X"
-    rested_sure_right: int = 0  # ... with X right
+    settled: Answered = field(default_factory=Answered)  # the pen resting SETTLE_MS after a stroke, and every
+    # finished drawing
     guessed_any_time: int = 0  # drawings right at a stroke end or while the pen was down (timed drawings only)
     seconds_any_time: list[float] = field(default_factory=list)  # the time of each one's first right guess
 
@@ -139,12 +161,7 @@ class LiveTally:
         guess of every answer in the order shown, and (ranks, sure) of the settled answers."""
         n = len(ranks)
         if settled is not None:
-            rest_ranks, rest_sure = settled
-            self.rested += len(rest_ranks)
-            self.rested_top1 += int((rest_ranks == 0).sum())
-            self.rested_top5 += int((rest_ranks < 5).sum())
-            self.rested_sure += int(rest_sure.sum())
-            self.rested_sure_right += int((rest_sure & (rest_ranks == 0)).sum())
+            self.settled.add(*settled)
         if shown is not None and len(shown) > 1:
             self.answers += len(shown) - 1
             self.changes += int((shown[1:] != shown[:-1]).sum())
@@ -167,11 +184,7 @@ class LiveTally:
         if pen_down is not None:
             tick_ranks, tick_sure, tick_ms = pen_down
             tick_right = tick_ranks == 0
-            self.sent += len(tick_ranks)
-            self.sent_top1 += int(tick_right.sum())
-            self.sent_top5 += int((tick_ranks < 5).sum())
-            self.sent_sure += int(tick_sure.sum())
-            self.sent_sure_right += int((tick_sure & tick_right).sum())
+            self.pen_down.add(tick_ranks, tick_sure)
             times = np.concatenate([stroke_end_ms[ranks == 0], tick_ms[tick_right]])
             if len(times):
                 self.guessed_any_time += 1
@@ -208,25 +221,13 @@ class LiveTally:
                     "back_per_drawing": self.flickers / int(self.drawings.sum()),
                 }
                 guessed["share_steady"] = self.steady / int(self.drawings.sum())
-            if self.sent:
-                out["pen_down"] = {
-                    "n": self.sent,
-                    "top1": self.sent_top1 / self.sent,
-                    "top5": self.sent_top5 / self.sent,
-                    "sure": self.sent_sure / self.sent,
-                    "sure_right": self.sent_sure_right / self.sent_sure if self.sent_sure else None,
-                }
+            if self.pen_down.n:
+                out["pen_down"] = self.pen_down.metrics()
                 guessed["share_any_time"] = self.guessed_any_time / int(self.drawings.sum())
                 if self.seconds_any_time:
                     guessed["seconds_any_time"] = float(np.median(self.seconds_any_time))
-            if self.rested:
-                out["settled"] = {
-                    "n": self.rested,
-                    "top1": self.rested_top1 / self.rested,
-                    "top5": self.rested_top5 / self.rested,
-                    "sure": self.rested_sure / self.rested,
-                    "sure_right": self.rested_sure_right / self.rested_sure if self.rested_sure else None,
-                }
+            if self.settled.n:
+                out["settled"] = self.settled.metrics()
         out["guessed"] = guessed
         return out
 
