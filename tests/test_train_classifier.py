@@ -12,6 +12,7 @@ import torch
 from sketchlab.split import Split
 from training.classifier_config import TrainConfig, resolve
 from training.classifier_data import (
+    RAW,
     Cache,
     Redraw,
     balanced_weights,
@@ -32,6 +33,7 @@ from training.models_classifier import (
     conv_lengths,
 )
 from training.train_classifier import (
+    capped,
     init_record,
     load_checkpoint,
     logit_adjustment,
@@ -271,6 +273,29 @@ def test_training_on_prefixes_runs(cache_path, tmp_path):
         train(tiny_config(cache_path, out, model=model, epochs=1, prefix=0.3, prefix_anywhere=anywhere))
         config = load_checkpoint(out / "last.pt")["config"]
         assert config["prefix"] == 0.3 and config["prefix_anywhere"] == anywhere
+
+
+def test_capped_keeps_at_most_n_of_each_group_at_random():
+    groups = np.array([0, 0, 0, 0, 1, 1, 2, 0, 1, 1])
+    keep = capped(groups, 2, seed=5)
+    assert np.bincount(groups[keep]).tolist() == [2, 2, 1]
+    assert (np.diff(keep) > 0).all() and (capped(groups, 2, seed=5) == keep).all()
+    assert any((capped(groups, 2, seed=s) != keep).any() for s in range(6, 12))  # another seed, other items
+    assert (capped(groups, 9, seed=5) == np.arange(len(groups))).all()
+
+
+def test_a_cap_per_class_bounds_each_source_of_the_pool(cache_path, tmp_path):
+    cache = Cache.load(cache_path)
+    cache.bm_split[:] = 0  # every bitmap a training one
+    for model in ("stroke", "cnn"):
+        every = "simplified,raw,bitmap"
+        full = training_pool(tiny_config(cache_path, tmp_path, model=model, sources=every), cache)
+        small = training_pool(tiny_config(cache_path, tmp_path, model=model, sources=every, max_per_class=5), cache)
+        idx = small if model == "stroke" else small[2][small[2] >= 0]
+        per_group = np.bincount(cache.label[idx] * 2 + (cache.source[idx] == RAW))
+        assert per_group.max() == 5 and len(idx) < len(full if model == "stroke" else full[2])
+        if model == "cnn":
+            assert np.bincount(small[1][small[2] < 0]).max() == 5  # Google's bitmaps too
 
 
 def test_training_with_redrawn_rasters_runs(cache_path, tmp_path):

@@ -52,6 +52,7 @@ class TrainConfig:
     max_points: int = 0  # stroke model: sequences cropped to this many points
     model_config: dict = field(default_factory=dict)  # StrokeConfig / CNNConfig fields (set by the recipe)
     limit_train: int = 0  # use only this many training items (tests and smoke runs; 0: all)
+    max_per_class: int = 0  # at most this many training items of a class from each source (learning curves; 0: all)
     seed: int = 1234  # seeds sampling, augmentation, dropout and initialisation
     threads: int = 1  # torch CPU threads per process (the machine is shared)
     device: str = "auto"  # "auto" | "cpu" | "cuda"

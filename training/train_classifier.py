@@ -53,20 +53,36 @@ from training.models_classifier import augment_rasters, build
 
 def training_pool(cfg: TrainConfig, cache: Cache):
     """The training items: for the stroke model drawing indices; for the CNN (rasters (K, 28, 28), labels (K,),
-    drawings (K,): each raster's drawing index in the cache, -1 for a Google bitmap)."""
+    drawings (K,): each raster's drawing index in the cache, -1 for a Google bitmap). With `max_per_class`, at most
+    that many of each class from each source (simplified, raw, bitmap), chosen at random by the seed."""
     sources = {s.strip() for s in cfg.sources.split(",") if s.strip()}
     codes = tuple(c for name, c in (("simplified", SIMPLIFIED), ("raw", RAW)) if name in sources)
     idx = cache.select(Split.TRAIN, codes)
+    if cfg.max_per_class:
+        keys = cache.label[idx] * 2 + (cache.source[idx] == RAW)  # one group per class and source
+        idx = idx[capped(keys, cfg.max_per_class, cfg.seed)]
     if cfg.model == "stroke":
         return idx[: cfg.limit_train] if cfg.limit_train else idx
     rasters, labels, drawings = [cache.raster[idx]], [cache.label[idx]], [idx]
     if "bitmap" in sources:
         bm = np.flatnonzero(cache.bm_split == 0)
+        if cfg.max_per_class:
+            bm = bm[capped(cache.bm_label[bm], cfg.max_per_class, cfg.seed)]
         rasters.append(cache.bm_raster[bm])
         labels.append(cache.bm_label[bm])
         drawings.append(np.full(len(bm), -1, dtype=np.int64))
     pool = tuple(np.concatenate(a) for a in (rasters, labels, drawings))
     return tuple(a[: cfg.limit_train] for a in pool) if cfg.limit_train else pool
+
+
+def capped(groups: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices (sorted) into the (K,) `groups` that keep at most n items of each group, chosen at random by `seed`."""
+    order = np.random.default_rng(seed).permutation(len(groups))
+    rank = np.empty(len(groups), np.int64)  # each item's place among its group's items, in the random order
+    for g in np.unique(groups):
+        members = order[groups[order] == g]
+        rank[members] = np.arange(len(members))
+    return np.flatnonzero(rank < n)
 
 
 def batches_for_epoch(cfg: TrainConfig, cache: Cache, pool, epoch: int) -> list[np.ndarray]:
