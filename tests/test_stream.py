@@ -176,8 +176,9 @@ def test_validation_set_and_scale_are_the_same_on_every_rank(layout):
     assert len(scales) == 1 and scales.pop() > 0
 
 
-def test_limit_train_is_refused_in_stream_mode(layout, tmp_path):
-    cfg = TrainConfig(model="cnn", data=str(layout), out=str(tmp_path), data_mode="stream", limit_train=10, progress=0)
+@pytest.mark.parametrize("bound", [{"limit_train": 10}, {"max_per_class": 5}])
+def test_bounds_on_the_cached_items_are_refused_in_stream_mode(layout, tmp_path, bound):
+    cfg = TrainConfig(model="cnn", data=str(layout), out=str(tmp_path), data_mode="stream", progress=0, **bound)
     with pytest.raises(ValueError, match="samples-per-epoch"):
         train(cfg)
 

@@ -176,8 +176,10 @@ STREAM_VALID = 20_000  # validation drawings held in memory in stream mode (the 
 
 def stream_config(cfg: TrainConfig, info) -> stream.StreamConfig:
     """The training stream of this rank: the simplified and raw files of --sources, class-balanced like the cache."""
-    if cfg.limit_train:
-        raise ValueError("--limit-train bounds the cached training items; in stream mode use --samples-per-epoch")
+    if cfg.limit_train or cfg.max_per_class:
+        raise ValueError(
+            "--limit-train and --max-per-class bound the cached training items; in stream mode use --samples-per-epoch"
+        )
     sources = {s.strip() for s in cfg.sources.split(",") if s.strip()}
     if "bitmap" in sources:
         warnings.warn("stream mode reads no numpy_bitmap files; the CNN trains on sketchlab's rasters", stacklevel=2)
