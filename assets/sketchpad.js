@@ -61,9 +61,13 @@ function drawing() {
 
 // The drawing is also kept in sessionStorage: Gradio reloads the page when it loses the connection to the server,
 // and the drawing must survive that too. Restored at load, with the clock set to continue after its last point.
-function save() {
-  try { sessionStorage.setItem(STORE_KEY, JSON.stringify(strokes)); } catch (err) { /* storage full or off */ }
+// Saved at every change and once more as the page goes: a reload can come while the pen is down, and the stroke
+// drawn so far is then kept as a finished one.
+function save(withCurrent = false) {
+  const all = withCurrent && current && current.pts.length ? [...strokes, { pts: current.pts, gen: false }] : strokes;
+  try { sessionStorage.setItem(STORE_KEY, JSON.stringify(all)); } catch (err) { /* storage full or off */ }
 }
+window.addEventListener('pagehide', () => save(true));
 
 function restore() {
   let saved = null;

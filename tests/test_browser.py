@@ -261,6 +261,22 @@ def test_a_file_that_is_not_a_drawing_leaves_the_canvas_alone(page):
     assert page.evaluate("window.sketchlab.strokes().length") == 1
 
 
+def test_a_reload_while_the_pen_is_down_keeps_the_stroke_drawn_so_far(page):
+    """Gradio reloads the page when it reaches the server again after losing it, whenever that is."""
+
+    def reload(p):
+        p.reload()
+        p.wait_for_function("window.sketchlab && window.sketchlab.strokes")
+
+    _stroke(page, ROOF)
+    _stroke(page, WALLS, hold=reload)  # the pen comes up on the new page
+    strokes = page.evaluate("window.sketchlab.strokes()")
+    assert len(strokes) == 2 and len(strokes[1]) >= len(WALLS)
+    _answered(page, _seq(page))  # the restored drawing is guessed, and the next stroke goes on from it
+    _stroke(page, DOOR)
+    assert page.evaluate("window.sketchlab.strokes().length") == 3
+
+
 def test_a_failed_request_keeps_the_drawing_and_the_next_stroke_is_guessed(page):
     page.route("**/gradio_api/run/predict", lambda route: route.abort())  # the server is unreachable
     _stroke(page, ROOF)
