@@ -34,6 +34,7 @@ from training.models_classifier import (
 )
 from training.train_classifier import (
     capped,
+    distillation_loss,
     init_record,
     load_checkpoint,
     logit_adjustment,
@@ -319,6 +320,32 @@ def test_training_with_mixup_runs_and_is_seeded(cache_path, tmp_path):
     assert a["train_loss"] == b["train_loss"] != plain["train_loss"]
     with pytest.raises(ValueError, match="CNN only"):
         resolve(tiny_config(cache_path, tmp_path / "d", model="stroke", mixup=0.2))
+
+
+def test_distillation_loss_is_zero_against_itself_and_positive_otherwise():
+    torch.manual_seed(0)
+    teacher = torch.nn.Linear(6, 4).eval()
+    x = torch.randn(5, 6)
+    same = distillation_loss(teacher(x), (x,), [teacher])
+    assert abs(same.item()) < 1e-6
+    other = torch.nn.Linear(6, 4).eval()
+    assert distillation_loss(teacher(x), (x,), [teacher, other]).item() > 0  # the pair's mean is neither of them
+
+
+def test_training_with_teachers_runs_records_them_and_checks_them(cache_path, tmp_path):
+    train(tiny_config(cache_path, tmp_path / "t1", epochs=1))
+    train(tiny_config(cache_path, tmp_path / "t2", epochs=1, seed=7))
+    teachers = f"{tmp_path / 't1' / 'last.pt'},{tmp_path / 't2' / 'last.pt'}"
+    a = train(tiny_config(cache_path, tmp_path / "s", epochs=1, teachers=teachers, distill=0.5))
+    plain = train(tiny_config(cache_path, tmp_path / "p", epochs=1))
+    assert a["train_loss"] != plain["train_loss"]
+    recorded = load_checkpoint(tmp_path / "s" / "last.pt")["data"]["teachers"]
+    assert [r["checkpoint"] for r in recorded] == teachers.split(",")
+    with pytest.raises(ValueError, match="go together"):
+        resolve(tiny_config(cache_path, tmp_path / "x", teachers=teachers))
+    train(tiny_config(cache_path, tmp_path / "c", model="cnn", epochs=1))
+    with pytest.raises(ValueError, match="not stroke"):
+        train(tiny_config(cache_path, tmp_path / "y", teachers=str(tmp_path / "c" / "last.pt"), distill=0.5))
 
 
 def test_training_with_mirroring_of_the_data_poor_classes_runs(cache_path, tmp_path):

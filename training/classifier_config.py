@@ -48,6 +48,8 @@ class TrainConfig:
     )
     mixup: float = 0.0  # CNN: mixup alpha, each batch blended with a shuffled copy of itself (0: none)
     mirror_below: int = -1  # with mirror: only classes with fewer training items than this (0: every class)
+    teachers: str = ""  # distillation: checkpoints of this model family (comma-separated); their mean log p
+    distill: float = 0.0  # with teachers: loss = (1 - distill) * CE(labels) + distill * KL(teachers || model)
     init: str = ""  # start from this checkpoint's weights (a fine-tuning phase: fresh optimizer and schedule)
     max_points: int = 0  # stroke model: sequences cropped to this many points
     model_config: dict = field(default_factory=dict)  # StrokeConfig / CNNConfig fields (set by the recipe)
@@ -198,6 +200,8 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
             setattr(cfg, name, {**value, **current})
         elif current == _DEFAULTS[name]:  # left at its "unset" default
             setattr(cfg, name, value)
+    if bool(cfg.teachers) != (cfg.distill > 0) or not 0 <= cfg.distill <= 1:
+        raise ValueError("--teachers and --distill go together, with 0 < distill <= 1")
     if cfg.mixup and cfg.model != "cnn":
         raise ValueError("--mixup blends rasters: CNN only (a blend of two stroke sequences is not a drawing)")
     cfg.data = cfg.data or str(default_data_dir() or "")

@@ -408,6 +408,32 @@ def mixup_draw(alpha: float, n: int, rng: np.random.Generator) -> tuple[float, t
     return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(n))
 
 
+def load_teachers(cfg: TrainConfig, classes: list[str], device: torch.device) -> list[torch.nn.Module]:
+    """The checkpoints of `--teachers` as frozen models in eval mode, each checked to be of this model family and to
+    rank the same classes in the same order (knowledge distillation, Hinton et al. 2015: what two runs of a recipe
+    agree on, taught to one model of the same size, so serving pays for one)."""
+    teachers = []
+    for path in filter(None, cfg.teachers.split(",")):
+        ckpt = load_checkpoint(path)
+        if ckpt["config"]["model"] != cfg.model:
+            raise ValueError(f"teacher {path} is a {ckpt['config']['model']} model, not {cfg.model}")
+        if list(ckpt.get("data", {}).get("classes", classes)) != list(classes):
+            raise ValueError(f"teacher {path} ranks other classes than this training data")
+        teacher = build(cfg.model, ckpt["config"]["model_config"]).to(device)
+        teacher.load_state_dict(ckpt["model"])
+        teachers.append(teacher.eval().requires_grad_(False))
+    return teachers
+
+
+def distillation_loss(logits: torch.Tensor, inputs: tuple, teachers: list[torch.nn.Module]) -> torch.Tensor:
+    """KL(teachers || model) on one batch, the teachers' distribution the normalised mean of their log-probabilities
+    (as `fusion_study members` averages them); logits (B, C), the batch's inputs as the model took them."""
+    with torch.no_grad():
+        target = torch.stack([F.log_softmax(t(*inputs).float(), dim=1) for t in teachers]).mean(0)
+        target = F.log_softmax(target, dim=1)  # (B, C)
+    return F.kl_div(F.log_softmax(logits, dim=1), target, reduction="batchmean", log_target=True)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train to the end (epochs, early stopping or time budget); returns the best validation metrics."""
     cfg = resolve(cfg)
@@ -441,6 +467,9 @@ def train(cfg: TrainConfig) -> dict:
         model = model.to(memory_format=torch.channels_last)
     if init is not None:
         model.load_state_dict(init["model"])
+    teachers = load_teachers(cfg, list(cache.classes), info.device)
+    if teachers and info.is_main:
+        data["teachers"] = [init_record(path) for path in cfg.teachers.split(",")]
     opt, sched = make_optimizer(cfg, model)
     state = {"epoch": 0, "history": [], "best_score": -1.0, "bad_epochs": 0, "elapsed_s": 0.0}
     last = out / "last.pt"
@@ -487,6 +516,8 @@ def train(cfg: TrainConfig) -> dict:
             if perm is not None:
                 mixed = F.cross_entropy(logits, y[perm.to(y.device)], label_smoothing=cfg.label_smoothing)
                 loss = lam * loss + (1 - lam) * mixed
+            if teachers:
+                loss = (1 - cfg.distill) * loss + cfg.distill * distillation_loss(logits, inputs, teachers)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_norm:
