@@ -116,7 +116,9 @@ def test_export_stamps_the_preprocessing_the_checkpoint_trained_on(exported, tmp
     ckpt = load_checkpoint(exported / "cnn" / "best.pt")
     assert ckpt["data"]["preprocessing_version"] == PREPROCESSING_VERSION
     assert load_onnx(exported / "models" / "cnn.onnx").manifest.data["init"] is None  # trained from scratch
+    assert load_onnx(exported / "models" / "cnn.onnx").manifest.data["teachers"] is None  # and not distilled
     ckpt["data"]["preprocessing_version"] = "qd-simplify-1/raster-1"  # as if trained before the rasterizer changed
+    ckpt["data"]["teachers"] = [{"checkpoint": "a.pt", "recipe": "finetune", "epochs": 3}]  # as if distilled
     torch.save(ckpt, tmp_path / "old.pt")
     code = (
         "from pathlib import Path; from training.export_classifier import export_one; "
@@ -125,4 +127,5 @@ def test_export_stamps_the_preprocessing_the_checkpoint_trained_on(exported, tmp
     subprocess.run([sys.executable, "-c", code], check=True)
     manifest = load_onnx(tmp_path / "models" / "cnn.onnx").manifest
     assert manifest.preprocessing_version == "qd-simplify-1/raster-1"
+    assert manifest.data["teachers"] == ckpt["data"]["teachers"]
     assert stale_steps(manifest.preprocessing_version) == ["raster"]  # so the app warns that it is stale

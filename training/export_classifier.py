@@ -128,6 +128,7 @@ def export_one(
             # (C,) simplified training drawings per class, in `classes` order: the prior training.fuse corrects by
             "train_counts": data["train_counts"],
             "init": data.get("init"),  # the checkpoint a fine-tuning phase started from, and its own (None: scratch)
+            "teachers": data.get("teachers"),  # the runs it was distilled from (`--teachers`), each as `init`
         },
         metrics={"valid_best_epoch": {k: v for k, v in best.items() if isinstance(v, (int, float))}},
         git_commit=git_commit(),
