@@ -281,8 +281,12 @@ def test_a_failed_request_keeps_the_drawing_and_the_next_stroke_is_guessed(page)
     page.route("**/gradio_api/run/predict", lambda route: route.abort())  # the server is unreachable
     _stroke(page, ROOF)
     _stroke(page, WALLS)
-    assert page.evaluate("window.sketchlab.strokes().length") == 2
-    assert "Draw something" in _bars(page)  # no answer came
+    # From the first failed request on, Gradio reloads the page whenever its poll (every 2 s) reaches the server,
+    # even mid-stroke: so wait for the page rather than read it at one moment, which may be mid-reload
+    page.wait_for_function(
+        "window.sketchlab?.strokes && window.sketchlab.strokes().length === 2"
+        " && document.querySelector('#guesses')?.innerText.includes('Draw something')"  # no answer came
+    )
     page.unroute("**/gradio_api/run/predict")
     # Gradio reloads the page once it reaches the server again; the drawing survives that and gets its guesses
     page.wait_for_selector("#guesses .guess")
