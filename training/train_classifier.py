@@ -408,11 +408,12 @@ def mixup_draw(alpha: float, n: int, rng: np.random.Generator) -> tuple[float, t
     return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(n))
 
 
-def load_teachers(cfg: TrainConfig, classes: list[str], device: torch.device) -> list[torch.nn.Module]:
+def load_teachers(cfg: TrainConfig, classes: list[str], device: torch.device) -> tuple[list[torch.nn.Module], list]:
     """The checkpoints of `--teachers` as frozen models in eval mode, each checked to be of this model family and to
     rank the same classes in the same order (knowledge distillation, Hinton et al. 2015: what two runs of a recipe
-    agree on, taught to one model of the same size, so serving pays for one)."""
-    teachers = []
+    agree on, taught to one model of the same size, so serving pays for one); and where each came from
+    (`init_record`), for the checkpoint's data."""
+    teachers, records = [], []
     for path in filter(None, cfg.teachers.split(",")):
         ckpt = load_checkpoint(path)
         if ckpt["config"]["model"] != cfg.model:
@@ -422,7 +423,8 @@ def load_teachers(cfg: TrainConfig, classes: list[str], device: torch.device) ->
         teacher = build(cfg.model, ckpt["config"]["model_config"]).to(device)
         teacher.load_state_dict(ckpt["model"])
         teachers.append(teacher.eval().requires_grad_(False))
-    return teachers
+        records.append(init_record(path, ckpt))
+    return teachers, records
 
 
 def distillation_loss(logits: torch.Tensor, inputs: tuple, teachers: list[torch.nn.Module]) -> torch.Tensor:
@@ -467,9 +469,9 @@ def train(cfg: TrainConfig) -> dict:
         model = model.to(memory_format=torch.channels_last)
     if init is not None:
         model.load_state_dict(init["model"])
-    teachers = load_teachers(cfg, list(cache.classes), info.device)
+    teachers, records = load_teachers(cfg, list(cache.classes), info.device)
     if teachers and info.is_main:
-        data["teachers"] = [init_record(path) for path in cfg.teachers.split(",")]
+        data["teachers"] = records
     opt, sched = make_optimizer(cfg, model)
     state = {"epoch": 0, "history": [], "best_score": -1.0, "bad_epochs": 0, "elapsed_s": 0.0}
     last = out / "last.pt"
