@@ -34,7 +34,7 @@ from .strokes import normalize, to_stroke5, validate_canvas
 
 MS_PER_POINT = 16  # time stamp spacing of generated points: one point per 60 Hz animation frame
 DEFAULT_MAX_LEN = 250  # sketch-rnn's max_seq_len for Quick, Draw!
-DEFAULT_GUIDANCE = 1.0  # classifier-free guidance scale: best of 0-3 in training.guidance_study (docs/generator.md)
+DEFAULT_GUIDANCE = 1.0  # classifier-free guidance scale: best of 0-3 measured (docs/generator.md, "Guidance")
 MAX_GUIDANCE = 5.0  # past ~1.5 strokes already break apart (docs/generator.md); the page offers 0-3
 QUALITY_FILE = "generator_quality.json"
 SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
@@ -154,7 +154,7 @@ class Generator:
         guidance: float = DEFAULT_GUIDANCE,
     ) -> list[list[list[list[float]]]]:
         """One drawing of class index `label` for each latent in z (n, Z), sampled together; each as `generate`
-        returns it. `variations` with z from the prior; other latents for measurements (training.prior_study)."""
+        returns it. `variations` with z from the prior; other latents for measurements (training.studies.prior_study)."""
         return draw_latents(
             self._step,
             label,
@@ -252,7 +252,7 @@ def draw_latents(
     unconditional: int | None = None,
 ) -> list[list[list[list[float]]]]:
     """Drawings of class index `label` from latents z (n, Z), one each, sampled together by any decoder step
-    (the ONNX one in `Generator.decode`; a torch model's in training.attention_study). hidden: the decoder's state
+    (the ONNX one in `Generator.decode`; a torch model's in training.studies.attention_study). hidden: the decoder's state
     size; scale: the model's scale factor; guidance against class index `unconditional` (sampler.sample_rows).
     Each drawing as `Generator.generate` returns it (0..255 frame)."""
     z = np.asarray(z, dtype=np.float32)

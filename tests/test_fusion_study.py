@@ -1,9 +1,9 @@
-"""training.fusion_study.rerank keeps the five guesses; training.fuse.tune_mirror mirrors a model only where it pays."""
+"""training.studies.fusion_study.rerank keeps the five guesses; training.fuse.tune_mirror mirrors a model only where it pays."""
 
 import numpy as np
 
 from training.evaluate import ranking_metrics
-from training.fusion_study import rerank
+from training.studies.fusion_study import rerank
 
 
 def test_rerank_keeps_the_top_five_and_orders_them_by_the_second_score():

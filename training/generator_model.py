@@ -22,7 +22,7 @@ Differences from the paper, and why:
 
 Optional, off by default (`attention`; no ONNX export): Luong et al. 2015 attention of the decoder over the encoder's
 per-step states (`Attention`). Its read-out starts at zero, so a model without it loads into one with it and computes
-the same outputs. `training/attention_study.py` measures whether it helps.
+the same outputs. `training/studies/attention_study.py` measures whether it helps.
 """
 
 from __future__ import annotations

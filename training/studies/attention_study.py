@@ -1,9 +1,9 @@
 """Does attention over the encoder's states help the shipped generator? Issue #4, decided by measurement.
 
-    python -m training.attention_study                                          # ~35 min on 2 CPU cores
-    python -m training.attention_study --steps 20 --eval-every 10 --completions 1 --scratch 2 \\
+    python -m training.studies.attention_study                                          # ~35 min on 2 CPU cores
+    python -m training.studies.attention_study --steps 20 --eval-every 10 --completions 1 --scratch 2 \\
         --out runs/attention_probe --json runs/attention_probe.json               # step-rate probe, ~3 min
-    python -m training.attention_study --measure-only                           # re-measure arms already tuned
+    python -m training.studies.attention_study --measure-only                           # re-measure arms already tuned
 
 Two arms start from a copy of checkpoints/generator_shipped/last.pt (the original is only read) and are fine-tuned
 for the same number of steps with the same seed, batches (the shipped recipe's epochs after its last, augmentation
@@ -58,11 +58,10 @@ from sketchlab.prepare import from_canvas
 from sketchlab.sampler import StepFn, sample_rows, zero_state
 from sketchlab.split import Split
 from sketchlab.strokes import from_stroke3
-
-from .evaluate_generator import _top_ranks
-from .generator_data import batch_stroke5, iter_epoch, load_split
-from .generator_model import GeneratorConfig, SketchRNN, mixture_log_prob, split_params
-from .train_generator import TrainConfig, compute_loss, evaluate, get_lr
+from training.evaluate_generator import _top_ranks
+from training.generator_data import batch_stroke5, iter_epoch, load_split
+from training.generator_model import GeneratorConfig, SketchRNN, mixture_log_prob, split_params
+from training.train_generator import TrainConfig, compute_loss, evaluate, get_lr
 
 SHIPPED = Path("checkpoints/generator_shipped/last.pt")
 ARMS = {"A": False, "B": True}  # arm -> attention
@@ -440,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     forwarded = list(argv if argv is not None else sys.argv[1:])
     procs = {}
     for arm in ARMS:
-        cmd = [sys.executable, "-m", "training.attention_study", *forwarded, "--arm", arm, "--data", str(root)]
+        cmd = [sys.executable, "-m", "training.studies.attention_study", *forwarded, "--arm", arm, "--data", str(root)]
         with open(args.out / f"{arm}.log", "w") as log:
             procs[arm] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if any(p.wait() for p in procs.values()):
@@ -460,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
         "arms": arms,
         "reference": reference,
         "summary": summarise(arms, reference),
-        "command": "python -m training.attention_study " + " ".join(forwarded),
+        "command": "python -m training.studies.attention_study " + " ".join(forwarded),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")

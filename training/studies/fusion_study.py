@@ -1,7 +1,7 @@
 """Two ways to fuse the classifiers differently, measured on the shared data's splits; neither ships.
 
-    python -m training.fusion_study rerank                               # the prior orders the top 5 only
-    python -m training.fusion_study members models /tmp/m1 /tmp/m2 ...   # ensembles of exported models
+    python -m training.studies.fusion_study rerank                               # the prior orders the top 5 only
+    python -m training.studies.fusion_study members models /tmp/m1 /tmp/m2 ...   # ensembles of exported models
 
 Both ask whether the fused rich-class row (issue 3: top-1 >= 92%, top-3 >= 97%) can be reached without a better
 model. Results and conclusions: docs/classifiers.md, "Fusion studies".

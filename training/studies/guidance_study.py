@@ -1,6 +1,6 @@
 """How strongly should the generator guide its drawings towards the class? Sweeps the classifier-free guidance scale.
 
-    python -m training.guidance_study --scales 0 0.5 1 1.5 2 3 --samples 30 --json runs/guidance_study.json
+    python -m training.studies.guidance_study --scales 0 0.5 1 1.5 2 3 --samples 30 --json runs/guidance_study.json
 
 For each scale w, `--samples` drawings of each of the 22 rich classes are sampled at T = 0.5 by the shipped runtime
 (z from the shipped latent prior; `sketchlab.sampler.guide`) and measured as `training.evaluate_generator` does:
@@ -20,8 +20,7 @@ from pathlib import Path
 from sketchlab.classify import Classifier
 from sketchlab.data import default_data_dir, rich_words
 from sketchlab.runtime import MODELS_DIR
-
-from .evaluate_generator import _overall, diversity, memorisation, recognisability, runtime_sampler
+from training.evaluate_generator import _overall, diversity, memorisation, recognisability, runtime_sampler
 
 TEMPERATURE = 0.5
 

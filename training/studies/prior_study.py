@@ -1,6 +1,6 @@
 """Where should z come from when the generator draws from scratch? Measures the candidates side by side.
 
-    python -m training.prior_study --samples 60 --json runs/prior_study.json
+    python -m training.studies.prior_study --samples 60 --json runs/prior_study.json
 
 For each of the 22 rich classes, up to 200 TRAIN drawings go through the shipped encoder (as
 `training.generator_prior` does); then `--samples` drawings a class are sampled at T = 0.5 with z from each source
@@ -33,10 +33,9 @@ from sketchlab.data import default_data_dir, iter_drawings, rich_words
 from sketchlab.generate import Generator
 from sketchlab.split import Split
 from sketchlab.strokes import to_stroke3
-
-from .evaluate_generator import _top_ranks, memorisation
-from .generator_data import MIN_POINTS
-from .generator_prior import encode_class
+from training.evaluate_generator import _top_ranks, memorisation
+from training.generator_data import MIN_POINTS
+from training.generator_prior import encode_class
 
 ENCODED_PER_CLASS = 200
 COMPONENTS = 32
