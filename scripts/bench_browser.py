@@ -16,21 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from _app_server import running_app  # noqa: E402
-from test_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-
-from sketchlab.data import default_data_dir, iter_drawings  # noqa: E402
-from sketchlab.split import Split  # noqa: E402
+from scripts.app_server import running_app
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+from sketchlab.data import default_data_dir, iter_drawings
+from sketchlab.split import Split
 
 WORDS = [
     "cat",
@@ -190,7 +184,7 @@ def main() -> None:
     log = Path("/tmp/sketchlab_bench_app.log")
     t0 = time.perf_counter()
     app_args = ("--models", str(args.models)) if args.models else ()
-    with running_app(log, *app_args) as url, sync_playwright() as p:
+    with running_app(log, *app_args) as (url, _), sync_playwright() as p:
         start_s = time.perf_counter() - t0
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         if args.screenshots:
