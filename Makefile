@@ -5,43 +5,54 @@ DATA ?= ../shared/quickdraw
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test test-fast browser lint format bench models classifiers clean
+.PHONY: setup setup-train setup-dev run test test-fast browser lint format bench models classifiers clean
 
-$(VENV)/.installed: requirements.txt
+# Three installs, each on top of the one before: runtime (what app.py serves with, no torch), train, dev (tests).
+$(VENV)/.runtime: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q torch==2.13.0  # first, alone: takes the local CPU wheel, not the CUDA build
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+$(VENV)/.train: $(VENV)/.runtime requirements-train.txt
+	$(VENV)/bin/pip install -q torch==2.13.0  # first, alone: takes the local CPU wheel, not the CUDA build
+	$(VENV)/bin/pip install -q -r requirements-train.txt
+	touch $@
 
-run: setup  ## start the app on http://127.0.0.1:7860 (HOST=0.0.0.0 to expose, PORT=... to move)
+$(VENV)/.dev: $(VENV)/.train requirements-dev.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+setup-train: $(VENV)/.train
+setup-dev: $(VENV)/.dev
+
+run: setup  ## install the runtime only (no torch) and start the app on http://127.0.0.1:7860 (HOST=0.0.0.0 to expose, PORT=... to move)
 	$(PY) app.py $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 browser:  ## Debian's Chromium for the browser tests (Playwright cannot download one here)
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: setup browser  ## lint + every test (browser tests included)
+test: setup-dev browser  ## lint + every test (browser tests included)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -rs
 
-test-fast: setup  ## unit tests only
+test-fast: setup-dev  ## unit tests only
 	$(PY) -m pytest -q -m "not browser and not slow"
 
-lint: setup
+lint: setup-dev
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
-format: setup
+format: setup-dev
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
-bench: setup  ## print the benchmark tables
+bench: setup-train  ## print the benchmark tables
 	$(PY) -m bench
 
-models: setup  ## train and export every shipped model from scratch on $(DATA)
+models: setup-train  ## train and export every shipped model from scratch on $(DATA)
 	$(PY) -m training.train_all --data $(DATA)
 
-classifiers: setup  ## train and export the two classifiers and their fusion from scratch (no generator; 50-82 min measured on 2 cores)
+classifiers: setup-train  ## train and export the two classifiers and their fusion from scratch (no generator; 50-82 min measured on 2 cores)
 	$(PY) -m training.train_all --data $(DATA) --skip-generator
 
 clean:
