@@ -1,4 +1,4 @@
-"""A long fuzz session: random and adversarial stroke payloads thrown at every entry point that takes a drawing.
+"""A long fuzz run: random and adversarial stroke payloads thrown at every entry point that takes a drawing.
 
     python -m scripts.fuzz --cases 100000                 # the shipped models in models/
     python -m scripts.fuzz --cases 2000 --models DIR --json fuzz.json
@@ -262,7 +262,7 @@ def random_count(rng: random.Random) -> object:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Entry points and the session
+# Entry points and the run
 
 
 def entry_points(service: Service) -> dict[str, Callable[[object, random.Random], object]]:
@@ -309,7 +309,7 @@ def describe(payload: object) -> str:
     return text if len(text) <= 400 else f"{text[:300]}… ({len(text):,} chars)"
 
 
-def run_session(service: Service, cases: int, seed: int = 0, drawings: list[list] | None = None, log=print) -> dict:
+def run_fuzz(service: Service, cases: int, seed: int = 0, drawings: list[list] | None = None, log=print) -> dict:
     """Throw `cases` payloads at the entry points; return the figures (see the module docstring)."""
     rng = random.Random(seed)
     drawings = drawings or real_drawings()
@@ -333,7 +333,7 @@ def run_session(service: Service, cases: int, seed: int = 0, drawings: list[list
         except DOCUMENTED as e:
             outcome = type(e).__name__
             errors[name][f"{outcome}: {_kind_of(str(e))}"] += 1
-        except Exception as e:  # noqa: BLE001 - exactly what the session looks for
+        except Exception as e:  # noqa: BLE001 - exactly what the run looks for
             outcome = "undocumented"
             failures.append(
                 {"entry": name, "error": f"{type(e).__name__}: {str(e)[:300]}", "payload": describe(payload)}
@@ -389,9 +389,9 @@ def print_report(report: dict) -> None:
 
 
 def _worker(models: str, cases: int, seed: int) -> dict:
-    """One process of a parallel session: its own service and payload stream (seed)."""
+    """One process of a parallel run: its own service and payload stream (seed)."""
     service = Service.load(models)
-    return run_session(service, cases, seed, log=lambda msg: print(f"[seed {seed}] {msg}", flush=True))
+    return run_fuzz(service, cases, seed, log=lambda msg: print(f"[seed {seed}] {msg}", flush=True))
 
 
 def merge(reports: list[dict], seconds: float) -> dict:
@@ -425,9 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     if args.http:
-        from scripts.fuzz_http import http_session
+        from scripts.fuzz_http import run_http
 
-        report = http_session(args.http, args.cases, args.seed)
+        report = run_http(args.http, args.cases, args.seed)
         print(json.dumps({k: v for k, v in report.items() if k != "undocumented"}, indent=1))
         print(f"undocumented errors: {len(report['undocumented'])}")
         if args.json:
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         service = Service.load(args.models)
         for problem in service.problems:
             print(f"model problem: {problem}")
-        report = run_session(service, args.cases, args.seed)
+        report = run_fuzz(service, args.cases, args.seed)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str) + "\n")

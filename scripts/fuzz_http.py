@@ -1,4 +1,4 @@
-"""The fuzz session over HTTP: the page's events and the API of a running app (`python -m scripts.fuzz --http URL`).
+"""The fuzz run over HTTP: the page's events and the API of a running app (`python -m scripts.fuzz --http URL`).
 
 Payloads come from `scripts.fuzz`; the page events are sent the way the page sends them (the live guesses as one
 direct call, the others through Gradio's queue), with fuzzed event data and component values.
@@ -28,13 +28,13 @@ def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, bytes]:
 
 
 def _queued(base: str, fn_index: int, data: list, event_data: object = None) -> dict:
-    """One event through Gradio's queue, as the page sends it: join, then read the session's stream to the end."""
-    session = uuid.uuid4().hex[:12]
-    body = {"fn_index": fn_index, "data": data, "event_data": event_data, "session_hash": session}
+    """One event through Gradio's queue, as the page sends it: join, then read that client's event stream to the end."""
+    client_id = uuid.uuid4().hex[:12]
+    body = {"fn_index": fn_index, "data": data, "event_data": event_data, "session_hash": client_id}
     status, text = _post(f"{base}/gradio_api/queue/join", body)
     if status != 200:
         return {"http": status, "error": text[:200].decode(errors="replace"), "title": "join refused"}
-    with urllib.request.urlopen(f"{base}/gradio_api/queue/data?session_hash={session}", timeout=60) as stream:
+    with urllib.request.urlopen(f"{base}/gradio_api/queue/data?session_hash={client_id}", timeout=60) as stream:
         for line in stream:
             if line.startswith(b"data:"):
                 msg = json.loads(line[5:])
@@ -62,7 +62,7 @@ def _not_a_choice(components: dict, dep: dict, values: list) -> bool:
     return False
 
 
-def http_session(url: str, cases: int, seed: int = 0, drawings: list[list] | None = None, log=print) -> dict:
+def run_http(url: str, cases: int, seed: int = 0, drawings: list[list] | None = None, log=print) -> dict:
     """Throw `cases` payloads at a running app's page events and API over HTTP (loopback only).
 
     Every answer must be data, an error raised as `gr.Error` (it carries a `duration`: the app's own messages and

@@ -237,7 +237,7 @@ def run_load(url: str, pid: int, users: int, seconds: float, drawings: list[Draw
     clients = [make_client(url, shared_ssl) for _ in range(users)]
     words = generator_words(clients[0])
     warm = Results()
-    for c in clients:  # one round trip each before the clock starts: connections open, sessions made
+    for c in clients:  # one round trip each before the clock starts: connections open, client state made
         call(c, warm, "health")
     sampler = RssSampler(pid)
     rss_before = sampler.read()
@@ -305,7 +305,7 @@ def acceptance(report: dict) -> dict:
 def floor(url: str, n: int = 200, pid: int | None = None) -> dict:
     """`health` latency for one sequential user, layer by layer: a plain HTTP GET, the direct REST call that skips
     the queue (/gradio_api/run/health), the queue's REST protocol (POST /gradio_api/call/health, then read its SSE
-    stream), and gradio_client (queue join + the session's shared SSE stream + thread hand-offs). With the server's
+    stream), and gradio_client (queue join + the client's shared SSE stream + thread hand-offs). With the server's
     pid, the CPU time each request costs the server is measured too (and always the client's)."""
     base = url.rstrip("/")
 

@@ -4,7 +4,7 @@ Random and adversarial payloads (hypothesis strategies, plus the generator of `s
 `prepare.from_canvas` and the service's `parse_strokes`, `classify`, `generate` and `complete`, with the shipped
 models when they are in models/ and tiny stand-ins otherwise. The contract: a call returns normally or raises
 `DrawingError` / `ModelError`, nothing else; well-formed drawings are always classified; the process stays healthy
-(the same answer for a canary drawing before and after, bounded memory). The long session (`python -m scripts.fuzz
+(the same answer for a canary drawing before and after, bounded memory). The long run (`python -m scripts.fuzz
 --cases 100000`) is recorded in docs/reliability.md; this file keeps CI to about a minute.
 """
 
@@ -20,7 +20,7 @@ from _tiny_models import models_for_tests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts.fuzz import CANARY, NUMBERS, STRINGS, real_drawings, rss_mb, run_session
+from scripts.fuzz import CANARY, NUMBERS, STRINGS, real_drawings, rss_mb, run_fuzz
 from sketchlab.errors import DrawingError, ModelError
 from sketchlab.prepare import from_canvas
 from sketchlab.service import MAX_PAYLOAD_CHARS, MAX_SEED, Service, parse_strokes
@@ -29,7 +29,7 @@ from sketchlab.strokes import MAX_ABS_COORD, MAX_POINTS, MAX_STROKES
 DOCUMENTED = (DrawingError, ModelError)
 FUZZ = settings(
     max_examples=250,
-    deadline=None,  # a 20,000-point drawing may take a second on a busy 2-core machine; the session reports times
+    deadline=None,  # a 20,000-point drawing may take a second on a busy 2-core machine; the long run reports times
     derandomize=True,  # CI runs the same cases every time; scripts/fuzz.py explores new ones
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -219,11 +219,11 @@ def test_limits_hold_at_the_boundary(service):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The long session's generator, briefly
+# The long run's generator, briefly
 
 
-def test_fuzz_session_payloads_raise_only_documented_errors(service):
-    report = run_session(service, cases=400, seed=6, drawings=real_drawings(60), log=lambda *_: None)
+def test_fuzz_run_payloads_raise_only_documented_errors(service):
+    report = run_fuzz(service, cases=400, seed=6, drawings=real_drawings(60), log=lambda *_: None)
     assert report["undocumented"] == [] and report["healthy"]
     assert sum(s["cases"] for s in report["per_entry_point"].values()) == 400
     assert all(s["cases"] > 0 for s in report["per_entry_point"].values())
@@ -235,10 +235,10 @@ def test_page_events_and_api_over_http_answer_every_payload(tmp_path):
     every answer is data or a message (never an unhandled exception), and /health answers the same after."""
     from _tiny_models import tiny_models
 
-    from scripts.fuzz_http import http_session
+    from scripts.fuzz_http import run_http
     from scripts.load_test import started_app
 
     with started_app(tiny_models(tmp_path / "models"), tmp_path / "app.log") as (url, _):
-        report = http_session(url, cases=150, seed=3, drawings=real_drawings(40), log=lambda *_: None)
+        report = run_http(url, cases=150, seed=3, drawings=real_drawings(40), log=lambda *_: None)
     assert report["undocumented"] == [] and report["healthy"]
     assert report["cases"] == 150 and len(report["per_event"]) == 6

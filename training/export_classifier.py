@@ -104,7 +104,7 @@ def export_one(
         )
     check_shapes(path, kind)
 
-    data = ckpt.get("data") or _data_from_cache(cfg)  # checkpoints before the thirteenth session hold no "data"
+    data = ckpt.get("data") or _data_from_cache(cfg)  # older checkpoints hold no "data"
     classes = classes or data["classes"]
     scale = data["scale"] if scale is None else scale
     best = max(ckpt["history"], key=lambda r: r["score"])
