@@ -3,31 +3,19 @@
     clf = Classifier.load()                      # models/stroke.onnx, models/cnn.onnx, models/fusion.json
     guesses = clf.classify(canvas_strokes)       # Guesses(fused=[Guess("cat", 0.91), ...], stroke=..., cnn=...)
 
-Each model outputs logits over all classes. They were trained with class-balanced sampling, which flattens the
-class prior; `fusion.json` (written by `training.fuse`, tuned on the validation split) puts part of it back and
-weights the two models:
+Each model outputs logits over all classes; `fusion.json` (written by `training.fuse`, tuned on the validation
+split) weights them and may put part of the class prior back:
 
     fused log-score = w_stroke * log p_stroke + w_cnn * log p_cnn + g_fused * log prior
     each model alone:  log p_model + g_model * log prior
 
-Each score is then divided by its temperature T (fitted on validation, so that the probabilities shown match how
-often the guess is right; a temperature never changes the ranking) and renormalised. While the pen is down the
-drawing ends in a stroke still being drawn, which neither model trained on (the stroke model least: the end of its
-last stroke is no end); those requests (`classify(..., pen_down=True)`) get weights and temperatures of their own,
-tuned on the page's pen-down requests of the validation drawings (`Fusion.pen_down`). Once the pen has rested for
-a while (`classify(..., settled=True)`: the page asks once more, SETTLE_MS after the last change) the drawing is most
-likely finished, and finished drawings are guessed right more often than the unfinished ones of every stroke end the
-default temperatures are fitted on: those requests get temperatures fitted on the validation drawings as they stood
-when the pen rested (`Fusion.settled`), so the bars a player reads last are not too timid. The page also says which
-guess it shows first now (`classify(..., shown=word)`): that guess stays first unless another is more than e^hold
-times as likely (`Fusion.hold`), so a near tie does not swap the headline back and forth at every request. The hold
-orders the guesses only: each keeps its own calibrated probability (a boost would count the same strokes twice and
-over-claim). `training.fuse --hold` sets it and reports what it does on the validation drawings replayed as the page
-asks. Where `fusion.json` says so for a model (`mirror`), its log p is the mean over the drawing and its left-right
-mirror, both run in one batch.
-The two models run side by side, the CNN on a worker thread while the stroke model runs on the caller's (ONNX Runtime
-releases the GIL): one drawing costs about the slower model instead of the sum (`python -m training.bench_classifier`).
-With only one model loaded, the fused guesses are that model's own, so the app keeps working when one file is broken.
+then divides each score by its temperature T and renormalises (T never changes the ranking). Requests sent while
+the pen is down (`pen_down=True`: `Fusion.pen_down`, own weights and temperatures) and once it has rested
+(`settled=True`: `Fusion.settled`, own temperatures) have settings of their own. `shown=word` holds the guess the
+page shows first unless another is more than e^hold times as likely (`Fusion.hold`; ordering only). A model with
+`mirror` averages its log p over the drawing and its left-right mirror (one batch). The two models run side by
+side (the CNN on a worker thread); with only one loaded, the fused guesses are its own. Why each setting:
+docs/classifiers.md, "Fusion".
 """
 
 from __future__ import annotations

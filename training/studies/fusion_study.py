@@ -4,7 +4,7 @@
     python -m training.studies.fusion_study members models /tmp/m1 /tmp/m2 ...   # ensembles of exported models
 
 Both ask whether the fused rich-class row (issue 3: top-1 >= 92%, top-3 >= 97%) can be reached without a better
-model. Results and conclusions: docs/classifiers.md, "Fusion studies".
+model. Results: docs/classifiers.md, "What was tried".
 
 rerank: the five guesses come from the shipped fused scores, so top-5 and macro top-5 cannot change; only their
 order is re-decided by the fused scores plus g * log prior (the training class frequencies). For each g it prints
