@@ -61,7 +61,8 @@ def parse_strokes(payload: object) -> list:
 
     Accepts `[[[x, y, t_ms], ...], ...]` or `{"strokes": [...]}`. Raises `DrawingError` for text over
     `MAX_PAYLOAD_CHARS`, malformed JSON, and anything `sketchlab.strokes.validate_canvas` refuses. An empty list is
-    returned as is (the page's empty state); callers that need strokes check for it.
+    returned as is (the page's empty state); callers that need strokes check for it. A drawing that is only a dot is
+    accepted (a drawing in progress: `classify` guesses from it; `Generator.complete` refuses it itself).
     """
     if isinstance(payload, bytes):
         payload = payload.decode("utf-8", errors="replace")
@@ -80,7 +81,7 @@ def parse_strokes(payload: object) -> list:
     if isinstance(payload, list) and not payload:
         return []
     try:
-        drawing = validate_canvas(payload)
+        drawing = validate_canvas(payload, min_extent=False)
     except (OverflowError, RecursionError, TypeError) as e:  # huge ints or absurd nesting from a hostile client
         raise DrawingError(f"the drawing holds values that are not coordinates ({type(e).__name__})") from e
     return [s.tolist() for s in drawing]

@@ -26,7 +26,8 @@ SIMPLIFY_EPSILON = 2.0  # RDP tolerance used for the official "simplified" files
 def align_and_scale(drawing: Drawing, size: float = SIMPLIFIED_SIZE) -> Drawing:
     """Shift the drawing so its minimum x and y are 0 and scale it uniformly so its longer side is `size`.
 
-    Returns new (n_i, 2) float64 arrays. Raises `DrawingError` if all points coincide.
+    Returns new (n_i, 2) float64 arrays. A drawing whose points all coincide (a tap, or taps on one spot) has no size
+    to scale: every point goes to (0, 0), a dot, as a one-point drawing sits in the simplified files after step 1.
     """
     xy = [np.asarray(s, dtype=np.float64)[:, :2] for s in drawing]
     return split_flat(_align_and_scale_flat(np.concatenate(xy), size), np.array([len(s) for s in xy]))
@@ -36,8 +37,10 @@ def _align_and_scale_flat(xy: np.ndarray, size: float = SIMPLIFIED_SIZE) -> np.n
     """`align_and_scale` on all points at once, (N, 2) -> (N, 2) float64."""
     lo = xy.min(axis=0)
     extent = float((xy.max(axis=0) - lo).max())
-    if not extent >= MIN_EXTENT:
-        raise DrawingError("the drawing is a single point; draw a line or a shape")
+    if not np.isfinite(extent):
+        raise DrawingError("the drawing holds coordinates that are not finite")
+    if extent < MIN_EXTENT:  # a dot: scaling it to `size` would only blow up rounding noise
+        return np.zeros_like(xy)
     return (xy - lo) * (size / extent)
 
 
@@ -189,8 +192,9 @@ def simplify(strokes: object) -> Drawing:
     """Canvas input or a raw drawing -> simplified drawing: list of int32 (n_i, 2) arrays within 0..255.
 
     Accepts anything `validate_canvas` accepts (lists of `[x, y, t]` points, or (n_i, 2|3) arrays) and raises
-    `DrawingError` for the rest.
+    `DrawingError` for the rest. A drawing that is only a dot (one tap, or taps on one spot) is a drawing, not an
+    error: it simplifies to one point per stroke at (0, 0).
     """
-    raw, sizes = validate_canvas_flat(strokes)
+    raw, sizes = validate_canvas_flat(strokes, min_extent=False)
     kept, sizes = _simplify_flat(_align_and_scale_flat(raw[:, :2]), sizes, SIMPLIFY_EPSILON)
     return split_flat(np.rint(kept).astype(np.int32), sizes)

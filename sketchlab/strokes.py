@@ -30,7 +30,7 @@ from .errors import DrawingError
 MAX_STROKES = 1_000  # more strokes than any real drawing (the official raw data tops out near 60)
 MAX_POINTS = 20_000  # 17x the longest raw drawing in the shared data (1,170 points); bounds work per request
 MAX_ABS_COORD = 1e6  # canvas pixels; beyond this a coordinate is a bug or an attack, not a drawing
-MIN_EXTENT = 1e-3  # canvas pixels; a drawing smaller than this is a single point (scaling it to 255 would overflow)
+MIN_EXTENT = 1e-3  # canvas pixels; a drawing smaller than this is a dot (scaling it to 255 would blow up noise)
 START_TOKEN = np.array([0, 0, 1, 0, 0], dtype=np.float32)  # Ha & Eck's S0
 PAD_ROW = np.array([0, 0, 0, 0, 1], dtype=np.float32)  # "drawing ended", repeated to the padded length
 
