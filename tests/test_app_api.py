@@ -76,6 +76,22 @@ def test_classify_returns_top5_of_each_model(client):
     assert [g["word"] for g in rested["fused"]] == [g["word"] for g in result["fused"]]  # the same order
 
 
+DOTS = {
+    "one tap": [[[120, 80, 0]]],
+    "taps on one spot": [[[120, 80, 0]], [[120, 80, 400]]],
+    "taps apart": [[[120, 80, 0]], [[40, 200, 400]], [[220, 150, 800]]],
+    "a dot and a line": [[[120, 80, 0]], [[50, 150, 500], [250, 160, 600]]],
+}
+
+
+@pytest.mark.parametrize("drawing", DOTS.values(), ids=DOTS.keys())
+def test_classify_answers_a_dot_with_guesses(client, drawing):
+    """A tap is a drawing in progress: real (if unsure) guesses, never an error."""
+    for args in ((), (True,), (False, "", True)):  # as drawn, pen down, pen rested
+        result = client.predict(json.dumps(drawing), *args, api_name="/classify")
+        assert all(len(result[k]) == 5 and 0 <= result[k][0]["prob"] <= 1 for k in ("fused", "stroke", "cnn"))
+
+
 def test_generate_returns_a_stroke_list_decided_by_the_seed(client):
     drawing = client.predict("cat", 0.4, 7, api_name="/generate")
     assert drawing and all(len(p) == 3 for s in drawing for p in s)
@@ -105,6 +121,7 @@ def test_complete_returns_new_strokes(client):
         ("/generate", ("cat", 99, 1), "temperature"),
         ("/generate", ("cat", 0.4, 1, 9), "guidance"),
         ("/complete", ("[]", 0.4, 1), "nothing to finish"),
+        ("/complete", ("[[[5, 5, 0]]]", 0.4, 1), "single point"),
     ],
 )
 def test_bad_requests_get_a_clear_error_and_the_app_keeps_serving(client, endpoint, args, message):

@@ -266,10 +266,30 @@ def test_models_with_different_classes_are_refused(models_dir, tmp_path):
     assert len(clf.models) == 1 and any("classes differ" in p for p in clf.problems)
 
 
-@pytest.mark.parametrize("bad", [[], "cat", [[]], [[[0, 0, 0]]], [[[float("nan"), 1, 2], [3, 4, 5]]]])
+@pytest.mark.parametrize("bad", [[], "cat", [[]], [[["0", 0, 0]]], [[[float("nan"), 1, 2], [3, 4, 5]]]])
 def test_bad_drawings_raise_drawing_error(models_dir, bad):
     with pytest.raises(DrawingError):
         Classifier.load(models_dir).classify(bad)
+
+
+DOTS = {
+    "one tap": [[[40, 40, 0]]],
+    "a held tap": [[[40, 40, 0], [40, 40, 30], [40, 40, 60]]],
+    "taps on one spot": [[[40, 40, 0]], [[40, 40, 300]]],
+    "taps apart": [[[40, 40, 0]], [[90, 60, 300]], [[10, 80, 600]]],
+    "a dot and a line": [[[40, 40, 0]], [[10, 10, 300], [90, 90, 400]]],
+}
+
+
+@pytest.mark.parametrize("drawing", DOTS.values(), ids=DOTS.keys())
+def test_dots_are_a_drawing_in_progress_and_get_guesses(models_dir, drawing):
+    """A tap draws a dot, as a one-point stroke of the simplified files does: guesses, no error."""
+    clf = Classifier.load(models_dir)
+    for kw in ({}, {"pen_down": True}, {"settled": True}):
+        g = clf.classify(drawing, top_k=3, **kw)
+        assert len(g.fused) == len(g.stroke) == len(g.cnn) == 3
+        assert all(np.isfinite(x.prob) and 0 <= x.prob <= 1 for x in g.fused)
+    assert g.raster.max() > 0  # the dot is inked
 
 
 def test_batch_api_matches_single_calls(models_dir):

@@ -138,12 +138,7 @@ def test_classify_raises_only_documented_errors(service, payload):
 @settings(FUZZ, max_examples=100)
 @given(strokes=good_drawing)
 def test_well_formed_drawings_are_always_classified(service, strokes):
-    xy = np.array([p[:2] for s in strokes for p in s])
-    if np.all(np.ptp(xy, axis=0) < 1e-3):  # a single point is refused, by design
-        with pytest.raises(DrawingError, match="single point"):
-            service.classify(strokes)
-        return
-    result = service.classify(json.dumps(strokes))
+    result = service.classify(json.dumps(strokes))  # dots included: a drawing in progress
     probs = [g["prob"] for g in result["fused"]]
     assert len(probs) == 5 and probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
 

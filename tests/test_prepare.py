@@ -29,6 +29,18 @@ def test_bad_canvas_raises_drawing_error():
         from_canvas([])
 
 
+def test_a_dot_is_one_point_per_stroke_at_the_origin_drawn_as_a_disc():
+    one = from_canvas([[[40, 40, 0], [40, 40, 30]]])  # a tap held still
+    assert [s.tolist() for s in one.simplified] == [[[0, 0]]]
+    np.testing.assert_array_equal(one.stroke3, [[0, 0, 1]])
+    assert one.raster[13:15, 13:15].min() > 0 and one.raster.sum() < 255 * 4  # a small disc in the middle
+    assert one.stroke5(scale=5.0).shape == (2, 5)
+    two = from_canvas([[[40, 40, 0]], [[40, 40, 300]]])  # two taps on one spot
+    assert [s.tolist() for s in two.simplified] == [[[0, 0]], [[0, 0]]]
+    apart = from_canvas([[[0, 0, 0]], [[100, 40, 300]]])  # two taps apart: scaled like any drawing
+    assert [s.tolist() for s in apart.simplified] == [[[0, 0]], [[255, 102]]]
+
+
 def test_thousand_point_canvas(square_canvas):
     rng = np.random.default_rng(0)
     strokes = [np.column_stack([np.cumsum(rng.normal(0, 3, (125, 2)), 0), np.arange(125)]).tolist() for _ in range(8)]

@@ -116,7 +116,6 @@ def test_parse_strokes_returns_empty_drawings_as_empty(empty):
         "{}",
         "42",
         None,
-        [[[5, 5, 0], [5, 5, 10]]],  # a single point: no extent
         [[]],
     ],
 )
@@ -191,6 +190,21 @@ def test_classify_passes_on_whether_the_pen_has_rested(service):
         service.classify(SQUARE, settled=1)
     with pytest.raises(DrawingError, match="either pen_down"):
         service.classify(SQUARE, pen_down=True, settled=True)
+
+
+@pytest.mark.parametrize(
+    "dots",
+    [
+        [[[5, 5, 0]]],
+        [[[5, 5, 0], [5, 5, 10]]],
+        [[[5, 5, 0]], [[60, 40, 300]]],
+        [[[5, 5, 0]], [[10, 10, 300], [90, 9, 400]]],
+    ],
+    ids=["one tap", "a held tap", "two taps", "a dot and a line"],
+)
+def test_a_dot_is_a_drawing_in_progress_not_bad_input(service, dots):
+    assert parse_strokes(json.dumps(dots)) == [[[float(v) for v in p] for p in s] for s in dots]
+    assert len(service.classify(json.dumps(dots))["fused"]) == 5
 
 
 def test_classify_needs_a_drawing_and_a_classifier(service):

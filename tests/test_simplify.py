@@ -88,9 +88,16 @@ def test_simplify_keeps_dots_and_uses_the_longer_side():
     np.testing.assert_array_equal(out[1], [[76, 76]])
 
 
+def test_simplify_turns_a_dot_into_one_point_at_the_origin():
+    assert [s.tolist() for s in simplify([[[1, 1, 0]]])] == [[[0, 0]]]
+    nearly_one_spot = [[[1, 1, 0], [1, 1 + MIN_EXTENT / 2, 9]], [[1, 1, 20]]]
+    assert [s.tolist() for s in simplify(nearly_one_spot)] == [[[0, 0]], [[0, 0]]]
+
+
 def test_simplify_rejects_bad_input():
-    with pytest.raises(DrawingError):
-        simplify([[[1, 1, 0]]])
+    for bad in ([], [[]], [[[float("nan"), 1, 0]]], [[["1", 1, 0]]]):
+        with pytest.raises(DrawingError):
+            simplify(bad)
 
 
 @settings(max_examples=200, deadline=None)
