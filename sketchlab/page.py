@@ -1,7 +1,9 @@
 """What the page shows and how its live requests are kept in order, without Gradio.
 
 `guesses_html` / `details_html` turn a `Service.classify` result into the HTML of `#guesses` and the model details;
-`page_seq` and `NewestOnly` handle the request numbers the canvas sends (see assets/sketchpad.js).
+`page_seq` and `NewestOnly` handle the request numbers the canvas sends (see assets/sketchpad.js); `only_dots`,
+`drawing_problem` and `clamp` put a drawing in progress, a refused drawing and out-of-range controls in the page's
+own words.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # The page says "I think it is X" only when X is more likely right than wrong, else "Maybe X?". The probabilities are
 # calibrated (temperatures in models/fusion.json), so a top guess shown at 50% is right about half the time.
 SURE = 0.5
+KEEP_DRAWING = "Keep drawing: a dot is a start, but I need a line or two to guess."
+TOO_BIG = "That drawing is too big for me to guess ({reason}). Undo a few strokes or clear the canvas to go on."
+CANNOT_USE = "I cannot guess from that drawing. Clear the canvas and draw it again."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -57,6 +62,30 @@ class NewestOnly:
             return self._newest.get(session, 0) > seq
 
 
+def only_dots(strokes: object) -> bool:
+    """Whether a drawing sent by the page is one or more taps at a single spot: a drawing in progress, not bad input.
+
+    Strokes are `[[[x, y, t_ms], ...], ...]`; anything else is left for the service to judge (False).
+    """
+    try:
+        spots = {(p[0], p[1]) for s in strokes for p in s}
+        return len(spots) == 1 and all(isinstance(v, int | float) and math.isfinite(v) for v in next(iter(spots)))
+    except (TypeError, IndexError, KeyError):
+        return False
+
+
+def drawing_problem(reason: str) -> str:
+    """A `DrawingError` the page met -> what the user can do about it. Size limits say "at most"."""
+    return TOO_BIG.format(reason=reason) if "at most" in reason else CANNOT_USE
+
+
+def clamp(value: object, lo: float, hi: float, default: float) -> float:
+    """A control's value kept in [lo, hi]; `default` for anything that is not a finite number (an emptied box)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return min(max(float(value), lo), hi)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Page fragments (HTML the app puts in `#guesses` and the model details)
 
@@ -66,19 +95,29 @@ EMPTY_GUESSES = (
 )
 
 
-def guesses_html(result: dict | None, seq: int = 0, message: str | None = None) -> str:
-    """The fused top-5 with confidence bars; the empty state without a result; `message` instead when set."""
+def guesses_html(result: dict | None, seq: int = 0, message: str | None = None, note: str | None = None) -> str:
+    """The fused top-5 with confidence bars; the empty state without a result; `message` (a problem) or `note` (a
+    drawing in progress) instead when set.
+
+    The headline names the first guess of `result["fused"]`, which the server may hold there while a close rival
+    overtakes it (`Fusion.hold`) so it does not flicker; the bars are always in the order of their probabilities.
+    `data-sure` says whether the page named the drawing ("I think it is"), which the ndjson export records.
+    """
     seq = page_seq(seq)
     if message:
         return f'<div class="guesses problem" data-seq="{seq}"><p class="hint">{html.escape(message)}</p></div>'
+    if note:
+        return f'<div class="guesses note" data-seq="{seq}"><p class="hint">{html.escape(note)}</p></div>'
     if not result:
         return EMPTY_GUESSES.format(seq=seq)
-    head = ""
+    head, sure, first = "", False, None
     if result["fused"]:
-        top = f'<b class="top-word">{html.escape(result["fused"][0]["word"])}</b>'
+        first = result["fused"][0]["word"]
+        top = f'<b class="top-word">{html.escape(first)}</b>'
         sure = result["fused"][0]["prob"] >= SURE
         head = f'<p class="lead">{f"I think it is {top}" if sure else f"Not sure yet. Maybe {top}?"}</p>'
-    return f'<div class="guesses" data-seq="{seq}">{head}{_bars(result["fused"])}</div>'
+    ranked = sorted(result["fused"], key=lambda g: -g["prob"])  # stable: ties keep the server's order
+    return f'<div class="guesses" data-seq="{seq}" data-sure="{str(sure).lower()}">{head}{_bars(ranked, first)}</div>'
 
 
 def details_html(result: dict | None) -> str:
@@ -98,13 +137,14 @@ def details_html(result: dict | None) -> str:
     return f'<div class="model-details">{"".join(cols)}</div>'
 
 
-def _bars(guesses: list[dict]) -> str:
+def _bars(guesses: list[dict], headline: str | None = None) -> str:
     rows = []
     for g in guesses:
         pct = max(0.0, min(100.0, 100.0 * g["prob"]))
+        mark = " data-headline" if g["word"] == headline else ""  # the guess the headline names
         rows.append(
-            f'<li class="guess"><span class="word">{html.escape(g["word"])}</span>'
-            f'<span class="bar"><span class="fill" style="width:{pct:.1f}%"></span></span>'
+            f'<li class="guess"{mark}><span class="word">{html.escape(g["word"])}</span>'
+            f'<span class="bar" aria-hidden="true"><span class="fill" style="width:{pct:.1f}%"></span></span>'
             f'<span class="pct">{pct:.0f}%</span></li>'
         )
     return f'<ol class="bars">{"".join(rows)}</ol>'

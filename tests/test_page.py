@@ -8,7 +8,17 @@ import io
 import numpy as np
 from PIL import Image
 
-from sketchlab.page import NewestOnly, details_html, guesses_html, page_seq, raster_data_uri
+from sketchlab.page import (
+    KEEP_DRAWING,
+    NewestOnly,
+    clamp,
+    details_html,
+    drawing_problem,
+    guesses_html,
+    only_dots,
+    page_seq,
+    raster_data_uri,
+)
 
 RESULT = {
     "fused": [
@@ -64,3 +74,27 @@ def test_raster_data_uri_is_a_pixelated_png_of_the_raster():
     img = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))))
     assert img.shape == (168, 168)
     assert img[3 * 6 + 2, 5 * 6 + 2] == 0 and img[0, 0] == 255  # ink dark on white
+
+
+def test_bars_follow_the_probabilities_while_the_headline_keeps_the_held_guess():
+    held = [{"word": "cat", "prob": 0.16}, {"word": "dog", "prob": 0.21}, {"word": "sun", "prob": 0.05}]
+    page = guesses_html({**RESULT, "fused": held})
+    assert 'Maybe <b class="top-word">cat</b>?' in page and 'data-sure="false"' in page
+    assert page.index(">dog<") < page.index(">cat<", page.index("<ol")) < page.index(">sun<")
+    assert page.count("data-headline") == 1 and '<li class="guess" data-headline><span class="word">cat' in page
+    assert 'data-sure="true"' in guesses_html(RESULT)
+
+
+def test_a_dot_is_a_drawing_in_progress_and_problems_say_what_to_do():
+    assert only_dots([[[5, 5, 0]]]) and only_dots([[[5, 5, 0], [5, 5, 40]], [[5, 5, 90]]])
+    for not_dots in ([[[5, 5, 0], [6, 5, 9]]], [], "[[[5, 5, 0]]]", [[["a", "b"]]], None, [[[float("nan"), 1]]]):
+        assert not only_dots(not_dots)
+    assert "Keep drawing" in guesses_html(None, 3, note=KEEP_DRAWING) and "problem" not in guesses_html(None, note="x")
+    assert "Undo" in drawing_problem("the drawing has 1001 strokes; at most 1000 are allowed")
+    assert "NoneType" not in drawing_problem("point 0 of stroke 0 holds NoneType None")
+
+
+def test_clamp_keeps_controls_in_range():
+    assert clamp(-5, 0, 10, 3) == 0 and clamp(50, 0, 10, 3) == 10 and clamp(4.5, 0, 10, 3) == 4.5
+    for bad in (None, "7", True, float("nan"), float("inf")):
+        assert clamp(bad, 0, 10, 3) == 3
