@@ -11,6 +11,7 @@ API endpoints (gradio_client): `classify`, `generate`, `complete`, `health`; see
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import logging
 import os
@@ -29,7 +30,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(10**9))
 import gradio as gr  # noqa: E402
 
 from sketchlab.errors import DrawingError, ModelError  # noqa: E402
-from sketchlab.page import NewestOnly, details_html, guesses_html, page_seq  # noqa: E402
+from sketchlab.page import (  # noqa: E402
+    KEEP_DRAWING,
+    NewestOnly,
+    clamp,
+    details_html,
+    drawing_problem,
+    guesses_html,
+    only_dots,
+    page_seq,
+)
 from sketchlab.runtime import MODELS_DIR  # noqa: E402
 from sketchlab.service import (  # noqa: E402
     DEFAULT_GUIDANCE,
@@ -42,6 +52,7 @@ from sketchlab.service import (  # noqa: E402
     WARMUP_DRAWING,
     Service,
 )
+from sketchlab.strokes import MAX_POINTS, MAX_STROKES  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_HOST = "127.0.0.1"  # loopback unless told otherwise (--host 0.0.0.0 to expose)
@@ -50,6 +61,7 @@ MAX_REQUEST_BYTES = 4 * MAX_PAYLOAD_CHARS  # one drawing's JSON, escaped inside 
 API_CONCURRENCY = 4  # API requests run at once; ONNX Runtime sessions are thread-safe, and there are few cores
 DEFAULT_TEMPERATURE = 0.4  # sketch-rnn samples look clean near 0.2-0.5
 DEFAULT_VARIATIONS = 3
+DRAWING_DECIDES = "the drawing decides"  # "Finish my drawing as": no category
 log = logging.getLogger("sketchlab.app")
 
 
@@ -61,6 +73,23 @@ def _page_error(e: Exception) -> gr.Error:
     """A pop-up in the page. No traceback in the log: the request was bad, or the model problem is logged already."""
     title = "Model unavailable" if isinstance(e, ModelError) else "Cannot use that request"
     return gr.Error(str(e), title=title, print_exception=False)
+
+
+def _controls(temperature: object, seed: object, guidance: object) -> tuple[float, int, float]:
+    """The page's generation controls kept in range, so a typed value never becomes an error: the page shows what was
+    used (the seed box is updated), while the API still refuses out-of-range values."""
+    return (
+        clamp(temperature, *TEMPERATURE_RANGE, DEFAULT_TEMPERATURE),
+        int(round(clamp(seed, 0, MAX_SEED, 0))),
+        clamp(guidance, *GUIDANCE_RANGE, DEFAULT_GUIDANCE),
+    )
+
+
+def _sketchpad_html(not_words: list[str]) -> str:
+    """The canvas template with the server's size limits and the labels of "Finish my drawing as" that are not words."""
+    return _asset("sketchpad.html").format(
+        max_strokes=MAX_STROKES, max_points=MAX_POINTS, not_words=html.escape(json.dumps(not_words), quote=True)
+    )
 
 
 def build(service: Service) -> gr.Blocks:
@@ -83,6 +112,8 @@ def build(service: Service) -> gr.Blocks:
         newest.start(session, seq)
         if not strokes:
             answer = guesses_html(None, seq), details_html(None)
+        elif only_dots(strokes):  # a tap: a drawing in progress, not bad input
+            answer = guesses_html(None, seq, note=KEEP_DRAWING), details_html(None)
         else:
             try:
                 result = service.classify(strokes, pen_down=pen_down, shown=shown, settled=settled)
@@ -90,28 +121,31 @@ def build(service: Service) -> gr.Blocks:
             except ModelError as e:
                 answer = guesses_html(None, seq, message=str(e)), details_html(None)
             except DrawingError as e:
-                answer = guesses_html(None, seq, message=f"Cannot use that drawing: {e}"), details_html(None)
+                answer = guesses_html(None, seq, message=drawing_problem(str(e))), details_html(None)
         return (gr.skip(), gr.skip()) if newest.overtaken(session, seq) else answer
 
     def on_finish(
         finish_as: str, temperature: float, seed: float, guidance: float, speed: float, evt: gr.EventData
-    ) -> str:
+    ) -> tuple[str, int]:
         data = evt._data if isinstance(evt._data, dict) else {}
+        temperature, seed, guidance = _controls(temperature, seed, guidance)
         try:
             done = service.complete(data.get("strokes"), temperature, seed, word=finish_as or None, guidance=guidance)
         except (DrawingError, ModelError) as e:
             raise _page_error(e) from e
-        return json.dumps({"op": "finish", **done, "speed": speed, "nonce": time.time_ns()})
+        return json.dumps({"op": "finish", **done, "speed": speed, "nonce": time.time_ns()}), seed
 
-    def on_generate(word: str, temperature: float, seed: float, guidance: float, n: float, speed: float) -> str:
+    def on_generate(
+        word: str, temperature: float, seed: float, guidance: float, n: float, speed: float
+    ) -> tuple[str, int]:
+        temperature, seed, guidance = _controls(temperature, seed, guidance)
         try:
             drawings = service.generate(word, temperature, seed, n=int(n or 1), guidance=guidance)
         except (DrawingError, ModelError) as e:
             raise _page_error(e) from e
-        caption = f"“{word}”, temperature {temperature:g}, guidance {guidance:g}, seed {int(seed or 0)}"
-        return json.dumps(
-            {"word": word, "drawings": drawings, "speed": speed, "caption": caption, "nonce": time.time_ns()}
-        )
+        caption = f"“{word}”, temperature {temperature:g}, guidance {guidance:g}, seed {seed}"
+        message = {"word": word, "drawings": drawings, "speed": speed, "caption": caption, "nonce": time.time_ns()}
+        return json.dumps(message), seed
 
     # -- API (gradio_client): errors come back as gradio_client.exceptions.AppError with the message -------------------
 
@@ -163,30 +197,28 @@ def build(service: Service) -> gr.Blocks:
     with gr.Blocks(title="SketchLab") as demo:
         gr.Markdown(
             "# SketchLab\nDraw something: the models guess it while you draw. Or pick a category and "
-            "watch a model draw it."
-        )
-        gr.Markdown(
-            f"SketchLab {info['version']} · ONNX Runtime on **{info['provider']}** · models loaded: {loaded}",
-            elem_id="status-line",
+            "watch a model draw it.",
+            elem_id="intro",
         )
         if info["problems"]:
             gr.Markdown(
                 "**Some features are off:**\n\n" + "\n".join(f"- {p}" for p in info["problems"]), elem_id="problems"
             )
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, elem_id="draw-row"):
             with gr.Column(scale=3, min_width=360):
                 pad = gr.HTML(
                     value="",
-                    html_template=_asset("sketchpad.html"),
+                    html_template=_sketchpad_html([DRAWING_DECIDES, TOP_GUESS]),
                     js_on_load=_asset("draw.js", "sketchpad.js"),
                     elem_id="sketchpad",
                     apply_default_css=False,
                 )
                 finish_as = gr.Dropdown(
-                    [("the drawing decides", ""), (TOP_GUESS, TOP_GUESS)] + service.categories(),
+                    [(DRAWING_DECIDES, ""), (TOP_GUESS, TOP_GUESS)] + service.categories(),
                     value="",
                     label="Finish my drawing as",
-                    info="what you are drawing, if you want to say: the finish then follows that category",
+                    info="what you are drawing, if you want to say: the finish then follows that category, "
+                    "and “Save strokes” records it as the drawing's word",
                     filterable=True,
                     elem_id="finish-as",
                 )
@@ -194,8 +226,13 @@ def build(service: Service) -> gr.Blocks:
                 no_guesses = (
                     None if service.classifier else "Guessing is off: the classifier is not loaded (see above)."
                 )
-                guesses = gr.HTML(guesses_html(None, message=no_guesses), elem_id="guesses")
-                with gr.Accordion("What each model saw", open=False):
+                # aria-live on the region, which stays while its content is replaced: screen readers announce guesses
+                guesses = gr.HTML(
+                    guesses_html(None, message=no_guesses),
+                    elem_id="guesses",
+                    js_on_load=_asset("guesses.js"),
+                )
+                with gr.Accordion("What each model saw", open=False, elem_id="details-box"):
                     details = gr.HTML(details_html(None), elem_id="model-details")
         gr.Markdown("## Let the model draw")
         with gr.Row():
@@ -211,16 +248,29 @@ def build(service: Service) -> gr.Blocks:
                 filterable=True,
                 elem_id="category",
                 scale=2,
+                min_width=240,
             )
             temperature = gr.Slider(
-                *TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.01, label="Temperature", elem_id="temperature"
+                *TEMPERATURE_RANGE,
+                value=DEFAULT_TEMPERATURE,
+                step=0.01,
+                label="Temperature",
+                info="lower: more typical drawings; higher: wilder ones",
+                elem_id="temperature",
             )
-            seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            seed = gr.Number(
+                0,
+                precision=0,
+                label="Seed",
+                info=f"same seed and settings, same drawing (0 to {MAX_SEED})",
+                elem_id="seed",
+            )
             guidance = gr.Slider(
                 *GUIDANCE_RANGE,
                 value=DEFAULT_GUIDANCE,
                 step=0.1,
                 label="Guidance",
+                info="higher: more like the category, less varied; 0: off",
                 elem_id="guidance",
             )
             n = gr.Slider(1, MAX_VARIATIONS, value=DEFAULT_VARIATIONS, step=1, label="Drawings side by side")
@@ -234,10 +284,13 @@ def build(service: Service) -> gr.Blocks:
             apply_default_css=False,
         )
         gr.Markdown(
-            "Guidance: higher draws more typical, less varied drawings of the category; 0 turns it off. "
             "Temperature, seed and guidance also steer **Finish my drawing** (guidance only as a named category). "
             "Models trained on the "
             "[Quick, Draw! dataset](https://github.com/googlecreativelab/quickdraw-dataset), Google (CC BY 4.0)."
+        )
+        gr.Markdown(
+            f"SketchLab {info['version']} · ONNX Runtime on {info['provider']} · models loaded: {loaded}",
+            elem_id="status-line",
         )
 
         # The live guesses: while the pen is down the page keeps one request in flight and sends only the newest
@@ -257,7 +310,7 @@ def build(service: Service) -> gr.Blocks:
         pad.finish(
             on_finish,
             [finish_as, temperature, seed, guidance, speed],
-            pad,
+            [pad, seed],  # the seed used, in range
             show_progress="hidden",
             api_visibility="private",
             concurrency_limit=API_CONCURRENCY,
@@ -265,7 +318,8 @@ def build(service: Service) -> gr.Blocks:
         draw.click(
             on_generate,
             [word, temperature, seed, guidance, n, speed],
-            generated,
+            [generated, seed],  # the seed used, in range
+            show_progress_on=generated,
             api_visibility="private",
             concurrency_limit=API_CONCURRENCY,
         )
@@ -318,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         css=_asset("app.css"),
+        head=f"<style>{_asset('frame.css')}</style>",
         show_error=True,
         prevent_thread_lock=True,
         quiet=True,
