@@ -43,13 +43,15 @@ def browser(tmp_path_factory):
     with running_app(folder / "app.log", "--models", str(models)) as url, sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         b.app_url = url
+        b.app_log = folder / "app.log"
         yield b
         b.close()
 
 
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+def open_page(browser, **context):
+    """A new page of the app, ready to draw on; `context`: Playwright's new_page options (viewport, color_scheme,
+    has_touch, ...). Console errors are collected in `page.console_errors`."""
+    page = browser.new_page(**{"viewport": {"width": 1280, "height": 1100}, **context})
     page.set_default_timeout(WAIT_MS)
     errors = page.console_errors = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -57,9 +59,15 @@ def page(browser):
     page.goto(browser.app_url)
     page.wait_for_selector("#sketchpad canvas")
     page.wait_for_function("window.sketchlab && window.sketchlab.strokes")
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = open_page(browser)
     yield page
     page.close()
-    assert errors == [], f"console errors: {errors}"
+    assert page.console_errors == [], f"console errors: {page.console_errors}"
 
 
 def _box(page):
@@ -257,7 +265,7 @@ def test_a_file_that_is_not_a_drawing_leaves_the_canvas_alone(page):
     page.set_input_files(
         "#sketchpad input[type=file]", files=[{"name": "x.ndjson", "mimeType": "text/plain", "buffer": b"{oops"}]
     )
-    page.wait_for_function("/Cannot read/.test(document.querySelector('#sketchpad .sk-status').textContent)")
+    page.wait_for_function("/not a drawing/.test(document.querySelector('#sketchpad .sk-status').textContent)")
     assert page.evaluate("window.sketchlab.strokes().length") == 1
 
 
