@@ -235,7 +235,7 @@ def build(service: Service) -> gr.Blocks:
                 with gr.Accordion("What each model saw", open=False, elem_id="details-box"):
                     details = gr.HTML(details_html(None), elem_id="model-details")
         gr.Markdown("## Let the model draw")
-        with gr.Row():
+        with gr.Row(elem_id="generate-row"):
             categories = service.categories()
             default_word = (
                 "cat" if any(w == "cat" for _, w in categories) else (categories[0][1] if categories else None)
