@@ -112,7 +112,12 @@ def test_evaluate_and_plots_run_on_the_streamed_models(pipeline, tmp_path, monke
     assert result["fused"]["n"] > 0 and set(result["fused"]["per_class"]) <= set(WORDS)
     for row in result["fused"]["per_class"].values():
         assert set(row) == {"n", "top1", "top3", "top5"} and row["top1"] <= row["top3"] <= row["top5"]
-    assert json.loads(summary.read_text())["rich_classes"] == ["circle"]
+    first = json.loads(summary.read_text())
+    assert first["rich_classes"] == ["circle"]
+    for name in ("stroke", "cnn", "fused", "fused_raw"):  # every figure again, with and without a key_id
+        keyed, unkeyed = (first["groups"][g][name] for g in ("with_key_id", "without_key_id"))
+        assert keyed["n"] + unkeyed["n"] == result[name]["n"]
+        assert {"top1", "top5", "macro_top1", "macro_top5", "rich", "rich_first_release"} <= set(keyed)
     other = tmp_path / "other"  # a folder whose own counts say which classes are rich
     (other / "full" / "simplified").mkdir(parents=True)
     (other / "full" / "simplified" / "zigzag.ndjson").write_text("{}\n" * 100)

@@ -13,7 +13,7 @@ from sketchlab.runtime import Manifest
 from training.evaluate import Reliability, Tally, auto_split, bitmap_class_hits, main, ranking_metrics, read_split
 
 
-def test_read_split_keeps_the_games_recognized_flag(tmp_path):
+def test_read_split_groups_by_the_games_recognized_flag_and_key_id(tmp_path):
     folder = tmp_path / "full" / "simplified"
     folder.mkdir(parents=True)
     square = [[[0, 100, 100, 0, 0], [0, 0, 100, 100, 0]]]
@@ -23,13 +23,17 @@ def test_read_split_keeps_the_games_recognized_flag(tmp_path):
         {"word": "cat", "key_id": "3", "drawing": square},  # no flag: counted as recognised
         {"word": "dog", "key_id": "4", "recognized": False, "drawing": square},  # not a model class: left out
         {"word": "cat", "key_id": "5", "recognized": False, "drawing": []},  # empty: left out
+        {"word": "cat", "drawing": square},  # no key_id (the points-only source)
     ]
     for word in ("cat", "dog"):
         lines = [json.dumps(r) for r in records if r["word"] == word]
         (folder / f"{word}.ndjson").write_text("\n".join(lines) + "\n")
-    prepared, labels, recognized = read_split(Path(tmp_path), "simplified", None, {"cat": 0})
-    assert len(prepared) == 3 and labels.tolist() == [0, 0, 0]
-    assert recognized.tolist() == [True, False, True]
+    prepared, labels, groups = read_split(Path(tmp_path), "simplified", None, {"cat": 0})
+    assert len(prepared) == 4 and labels.tolist() == [0, 0, 0, 0]
+    assert groups["recognized"].tolist() == [True, False, True, True]
+    assert (groups["unrecognized"] == ~groups["recognized"]).all()
+    assert groups["with_key_id"].tolist() == [True, True, True, False]
+    assert (groups["without_key_id"] == ~groups["with_key_id"]).all()
 
 
 def _write_drawings(root: Path, words: list[str]) -> None:
@@ -80,7 +84,7 @@ def test_tally_adds_up_batches_to_the_metrics_of_all_at_once():
     assert whole["top1"] == top1 and set(whole["per_class"]) == {f"c{i}" for i in range(10)}
     keep = np.arange(12) < 3
     part = ranking_metrics(log_probs[labels < 3], labels[labels < 3], classes)
-    assert tally.subset(keep) == {k: part[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
+    assert tally.subset(keep) == {k: part[k] for k in ("n", "top1", "top3", "top5", "macro_top1", "macro_top5")}
     assert Tally(12).metrics(classes)["n"] == 0 and Tally(12).subset(keep) == {"n": 0}
 
 

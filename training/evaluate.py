@@ -13,7 +13,8 @@ the held-out test split is evaluated; on any other folder in the official layout
 always ranking among all the model's classes (per_class also has top3, so the top-3 of any set of classes can be
 added up from OUT.json). `--summary FILE` also writes the acceptance figures: the rich classes are those with at
 least 440 simplified drawings in --data, or in --rich-from (e.g. the training folder, for a smaller evaluation set
-whose classes never reach 440 drawings).
+whose classes never reach 440 drawings), and RICH_FIRST_RELEASE; and under "groups" every figure again for the
+drawings with and without a key_id and those the game did or did not recognise (`iter_split`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ CONFIDENCE_BINS = 15  # equal-width bins of the top guess's probability, for the
 # Items a class that `read_split` / `read_bitmaps` callers hold in memory (fusion tuning, plots): every one of the
 # shared data (its largest class has ~450 in a split), a bounded, class-balanced sample of a full download.
 MAX_PER_CLASS = 1000
+GROUPS = ("recognized", "unrecognized", "with_key_id", "without_key_id")  # the drawing groups of `iter_split`
+# The 22 classes with >= 440 simplified drawings in the shared sample's first release (29,851 drawings), before it
+# grew to 53 such classes: kept as a row of their own so figures stay comparable across releases.
+RICH_FIRST_RELEASE = (
+    "airplane", "bicycle", "cake", "calculator", "camera", "cat", "computer", "crayon", "dragon", "eye", "guitar",
+    "headphones", "map", "necklace", "paintbrush", "paint can", "piano", "power outlet", "smiley face", "snowman",
+    "teapot", "television",
+)  # fmt: skip
 
 
 @dataclass
@@ -96,13 +105,13 @@ class Tally:
         }
 
     def subset(self, keep: np.ndarray) -> dict:
-        """n, top1 / top3 / top5 and macro_top5 over the items whose class is in the (C,) bool mask `keep`."""
+        """n, top1 / top3 / top5, macro_top1 and macro_top5 over the items whose class is in the (C,) bool mask `keep`."""
         part = Tally(int(keep.sum()))
         part.n, part.hits = self.n[keep], {k: h[keep] for k, h in self.hits.items()}
         if part.n.sum() == 0:
             return {"n": 0}
         full = part.metrics([str(i) for i in range(part.n_classes)])
-        return {k: full[k] for k in ("n", "top1", "top3", "top5", "macro_top5")}
+        return {k: full[k] for k in ("n", "top1", "top3", "top5", "macro_top1", "macro_top5")}
 
 
 @dataclass
@@ -171,12 +180,19 @@ def subset_metrics(log_probs: np.ndarray, labels: np.ndarray, keep: np.ndarray) 
 def iter_split(
     root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH
 ):
-    """Batches of up to `size` (prepared drawings, labels (B,), recognized (B,) bool) of one kind ("simplified" |
-    "raw"), optionally one split, optionally the first `per_class` records of each class. `recognized`: the
-    record's flag, whether Google's own classifier recognised the drawing in the game (a record without the flag
-    counts as recognised). Drawings the preprocessing refuses (empty ones) and words that are not model classes are
-    left out."""
-    prepared, labels, recognized = [], [], []
+    """Batches of up to `size` (prepared drawings, labels (B,), groups {name: (B,) bool}) of one kind ("simplified" |
+    "raw"), optionally one split, optionally the first `per_class` records of each class. `groups` (GROUPS) marks
+    each drawing by the game's own verdict (`recognized`: Google's classifier named it in the game; a record without
+    the flag counts as recognised) and by whether the record has a `key_id` (the game's files do; the points-only
+    source of the shared sample does not). Drawings the preprocessing refuses (empty ones) and words that are not
+    model classes are left out."""
+    prepared, labels, recognized, keyed = [], [], [], []
+
+    def batch():
+        rec, key = np.array(recognized, bool), np.array(keyed, bool)
+        groups = {"recognized": rec, "unrecognized": ~rec, "with_key_id": key, "without_key_id": ~key}
+        return prepared, np.array(labels, np.int64), groups
+
     make = from_simplified if kind == "simplified" else from_canvas
     for rec in qd.iter_drawings(root, kind, split=split, limit_per_word=per_class or None):
         if rec.word not in index:
@@ -187,22 +203,24 @@ def iter_split(
             continue
         labels.append(index[rec.word])
         recognized.append(rec.recognized is not False)
+        keyed.append(rec.key_id is not None)
         if len(prepared) == size:
-            yield prepared, np.array(labels, np.int64), np.array(recognized, bool)
-            prepared, labels, recognized = [], [], []
+            yield batch()
+            prepared, labels, recognized, keyed = [], [], [], []
     if prepared:
-        yield prepared, np.array(labels, np.int64), np.array(recognized, bool)
+        yield batch()
 
 
 def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0):
-    """All of `iter_split` at once: (prepared drawings, labels (N,), recognized (N,) bool). For fusion tuning and
+    """All of `iter_split` at once: (prepared drawings, labels (N,), groups {name: (N,) bool}). For fusion tuning and
     plots, bounded by `per_class` on a large folder; `evaluate` streams."""
-    prepared, labels, recognized = [], [np.zeros(0, np.int64)], [np.zeros(0, bool)]
-    for p, lab, rec in iter_split(root, kind, split, index, per_class):
+    prepared, labels, groups = [], [np.zeros(0, np.int64)], {g: [np.zeros(0, bool)] for g in GROUPS}
+    for p, lab, g in iter_split(root, kind, split, index, per_class):
         prepared += p
         labels.append(lab)
-        recognized.append(rec)
-    return prepared, np.concatenate(labels), np.concatenate(recognized)
+        for name in GROUPS:
+            groups[name].append(g[name])
+    return prepared, np.concatenate(labels), {g: np.concatenate(v) for g, v in groups.items()}
 
 
 def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH):
@@ -271,23 +289,26 @@ def evaluate(
     names = outputs(clf)
     drawings = {name: Tally(n) for name in names}
     reliability = {name: Reliability(n) for name in names}  # of the probabilities the app shows once the pen rests
-    by_verdict = {True: Tally(n), False: Tally(n)}  # fused, split by the game's own verdict on each drawing
-    for prepared, labels, recognized in iter_split(root, "simplified", split, index):
+    grouped = {g: {name: Tally(n) for name in [*names, "fused_raw"]} for g in GROUPS}  # every figure, per group
+    for prepared, labels, groups in iter_split(root, "simplified", split, index):
         s = scores(clf, prepared, settled=True)
         for name in names:
             drawings[name].add(s[name], labels)
             reliability[name].add(s[name], labels)
-        for flag, tally in by_verdict.items():
-            tally.add(s["fused"][recognized == flag], labels[recognized == flag])
+            for g, mask in groups.items():
+                grouped[g][name].add(s[name][mask], labels[mask])
     out |= {name: drawings[name].metrics(classes) for name in names}
 
     raw = Tally(n)
     reliability["fused_raw"] = Reliability(n)
-    for prepared, labels, _ in iter_split(root, "raw", split, index):
+    for prepared, labels, groups in iter_split(root, "raw", split, index):
         fused = scores(clf, prepared, settled=True)["fused"]
         raw.add(fused, labels)
         reliability["fused_raw"].add(fused, labels)
+        for g, mask in groups.items():
+            grouped[g]["fused_raw"].add(fused[mask], labels[mask])
     out["fused_raw"] = raw.metrics(classes)
+    drawings["fused_raw"] = raw
 
     if "cnn" in clf.models:
         bitmaps = Tally(n)
@@ -306,17 +327,29 @@ def evaluate(
             }
 
     rich = rich_mask(rich_from or root, classes)
+    first = np.isin(classes, RICH_FIRST_RELEASE)
     summary["rich_from"] = str(rich_from or root)
     summary["rich_classes"] = [classes[i] for i in np.flatnonzero(rich)]
-    for name in names:
-        summary[f"{name}_rich"] = drawings[name].subset(rich)
-    for flag, word in ((True, "recognized"), (False, "unrecognized")):
-        summary[f"fused_rich_{word}"] = by_verdict[flag].subset(rich)
+    for name, tally in drawings.items():
+        summary[f"{name}_rich"] = tally.subset(rich)
+        summary[f"{name}_rich_first_release"] = tally.subset(first)
+    for g in ("recognized", "unrecognized"):
+        summary[f"fused_rich_{g}"] = grouped[g]["fused"].subset(rich)
+    summary["groups"] = {
+        g: {name: group_metrics(tally, classes, rich, first) for name, tally in tallies.items()}
+        for g, tallies in grouped.items()
+    }
     summary["macro_top5_all"] = {k: out[k]["macro_top5"] for k in out}
     summary["calibration"] = {name: r.metrics() for name, r in reliability.items()}
     summary["cnn_bitmap_top1"] = out.get("cnn_bitmap", {}).get("top1")
     summary["seconds"] = time.time() - t
     return out, summary
+
+
+def group_metrics(tally: Tally, classes: list[str], rich: np.ndarray, first: np.ndarray) -> dict:
+    """One group's figures: the metric dict without per_class, with its rich rows (both (C,) bool masks)."""
+    metrics = {k: v for k, v in tally.metrics(classes).items() if k != "per_class"}
+    return metrics | {"rich": tally.subset(rich), "rich_first_release": tally.subset(first)}
 
 
 def bitmap_class_hits(log_probs: np.ndarray, labels: np.ndarray, have: np.ndarray) -> tuple[int, int]:
@@ -404,9 +437,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{k:10s} n={d['n']:6d} top1={d['top1']:.4f} top3={d['top3']:.4f} top5={d['top5']:.4f} "
             f"macro_top5={d['macro_top5']:.4f}"
         )
-    for k in ("stroke_rich", "cnn_rich", "fused_rich", "fused_rich_recognized", "fused_rich_unrecognized"):
+    for k in ("stroke_rich", "cnn_rich", "fused_rich", "fused_raw_rich", "fused_rich_first_release"):
         if k in summary:
             print(f"{k:10s} {json.dumps(summary[k])}")
+    for g, by_name in summary["groups"].items():
+        for k, d in by_name.items():
+            if d["n"]:
+                print(
+                    f"{g:14s} {k:9s} n={d['n']:6d} top1={d['top1']:.4f} top5={d['top5']:.4f} "
+                    f"macro_top1={d['macro_top1']:.4f} macro_top5={d['macro_top5']:.4f} "
+                    f"rich_top1={d['rich'].get('top1', float('nan')):.4f}"
+                )
     for k, c in summary["calibration"].items():
         if c["n"]:
             print(
