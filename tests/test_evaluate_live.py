@@ -184,6 +184,12 @@ def test_the_finished_drawing_scores_as_the_app_classifies_it(tmp_path):
         changes = out[kind]["fused"]["top_guess_changes"]
         assert changes["per_drawing"] == changes["share_of_answers"] * (answers - 1)
     assert out["simplified"]["fused_rich"] == {"n": 0}  # no class here has 440 drawings
+    for kind in ("raw", "simplified"):  # every figure again by key_id: here every record has one
+        keyed = out[kind]["groups"]["with_key_id"]["fused"]
+        assert {k: keyed[k] for k in ("n", "at_fraction", "guessed")} == {
+            k: out[kind]["fused"][k] for k in ("n", "at_fraction", "guessed")
+        }
+        assert out[kind]["groups"]["without_key_id"]["fused"] == {"n": 0}
     assert out["hold"] == 0.0 and 0 <= guessed["share_steady"] <= guessed["share_any_time"]
 
 

@@ -8,7 +8,7 @@ every held-out drawing of n strokes is replayed stroke by stroke: each prefix of
 app's canvas path (`sketchlab.prepare.from_canvas`: Google's simplification re-frames the unfinished drawing, as
 the page's would be) and the shipped models (`Classifier.combine`, the calibrated scores the page shows). Sources:
   raw         the players' own input (with its timings): the app's real input;
-  simplified  Google's simplified drawings (no timings), the larger set, and the one with the 22 rich classes.
+  simplified  Google's simplified drawings (no timings), the larger set, and the one with the rich classes.
 For each source and output (stroke, cnn, fused), JSON OUT holds
   at_fraction  {"0.25" | "0.5" | "0.75" | "1.0": {"n", "top1", "top3", "top5", "macro_top1", "macro_top5"}}: the
                guesses after the first ceil(f * n) strokes (1.0: the finished drawing, as `training.evaluate` has
@@ -21,8 +21,9 @@ For each source and output (stroke, cnn, fused), JSON OUT holds
   headline     what the page's headline said after each stroke: the `sure` share of stroke ends where it said "I
                think it is X" (the top guess at least `sketchlab.page.SURE` likely) and `sure_right`, how often X
                was right then;
-and for the simplified source the fused figures of the rich classes (`fused_rich`). A prefix the preprocessing
-refuses (a dot) counts as a wrong guess.
+and for each source the fused figures of the rich classes (`fused_rich`: >= 440 drawings in --data;
+`fused_rich_first_release`: `training.evaluate.RICH_FIRST_RELEASE`), and under `groups` every output's figures
+again for the drawings with and without a key_id. A prefix the page does not send (taps on one spot) counts as a wrong guess.
 The raw drawings are also replayed while the pen is down, as the page asks every LIVE_MS (`pen_down_views`):
   pen_down     over every such request: `n`, `top1`, `top5`, the headline's `sure` / `sure_right`, and their
                `calibration` (the scores come from `Classifier.combine(..., pen_down=True)`, as the app's);
@@ -39,7 +40,7 @@ more drawings right at some moment by chance, and is harder to read; so `guessed
 drawings named right in two answers in a row. The fused guesses are ordered as the page orders them: the one shown
 first stays first unless beaten by `Fusion.hold` (`held`); their probabilities, and so the calibration, are the
 model's own. JSON OUT records that `hold`.
-A request the preprocessing refuses (still a dot) is one the page does not send: it is not counted.
+A request the page does not send (taps on one spot: it says "keep drawing" itself) is not counted.
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ import numpy as np
 from sketchlab import data as qd
 from sketchlab.classify import Classifier, hold_order
 from sketchlab.errors import DrawingError
-from sketchlab.page import SURE
+from sketchlab.page import SURE, only_dots
 from sketchlab.prepare import Prepared, from_canvas
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import BATCH, Reliability, Tally, chosen_split, outputs, rich_mask
+from training.evaluate import BATCH, RICH_FIRST_RELEASE, Reliability, Tally, chosen_split, outputs, rich_mask
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 LIVE_MS = 150  # while the pen is down the page sends the drawing this often (assets/sketchpad.js, LIVE_MS)
@@ -69,6 +70,7 @@ KINDS = ("stroke_end", "pen_down", "settled")  # the page's requests, by what `C
 END, DOWN, SETTLED = range(len(KINDS))
 FLICKER = 3  # a top guess that comes back within this many answers (about half a second while drawing) flickered
 DRAWINGS_PER_CHUNK = 128  # drawings replayed at once; their prefixes are scored in batches of BATCH
+KEY_GROUPS = ("with_key_id", "without_key_id")  # every figure again for the records with and without a key_id
 
 
 @dataclass
@@ -232,15 +234,20 @@ class LiveTally:
         return out
 
 
+def page_request(view: list) -> Prepared | None:
+    """What the page sends for a drawing on the canvas, through the canvas path; None when it sends nothing: taps on
+    one spot only (`sketchlab.page.only_dots`: the page says "keep drawing" itself) or a drawing it refuses."""
+    if only_dots(view):
+        return None
+    try:
+        return from_canvas(view)
+    except DrawingError:
+        return None
+
+
 def prefixes(drawing: list) -> list[tuple[int, Prepared]]:
-    """(k, the first k strokes through the canvas path) for k = 1..n, without the prefixes it refuses (a dot)."""
-    out = []
-    for k in range(1, len(drawing) + 1):
-        try:
-            out.append((k, from_canvas(drawing[:k])))
-        except DrawingError:
-            continue
-    return out
+    """(k, the first k strokes through the canvas path) for k = 1..n, without those the page does not send."""
+    return [(k, p) for k in range(1, len(drawing) + 1) if (p := page_request(drawing[:k])) is not None]
 
 
 def pen_down_views(drawing: list, every_ms: float = LIVE_MS) -> list[tuple[float, list]]:
@@ -266,14 +273,8 @@ def pen_down_views(drawing: list, every_ms: float = LIVE_MS) -> list[tuple[float
 
 def pen_down_requests(drawing: list) -> list[tuple[float, Prepared]]:
     """(time in ms, the request through the canvas path) for each of `pen_down_views`, without the ones it refuses
-    (still a dot: the page sends nothing then)."""
-    out = []
-    for ms, view in pen_down_views(drawing):
-        try:
-            out.append((ms, from_canvas(view)))
-        except DrawingError:
-            continue
-    return out
+    (`page_request`: taps on one spot get nothing)."""
+    return [(ms, p) for ms, view in pen_down_views(drawing) if (p := page_request(view)) is not None]
 
 
 def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0):
@@ -281,7 +282,7 @@ def read_stroke_ends(root: Path, split: Split | None, index: dict[str, int], per
     through the canvas path -> (prepared prefixes, labels (N,)). For fitting the temperatures (`training.fuse`)."""
     prepared, labels = [], []
     for kind in ("raw", "simplified"):
-        for drawings, chunk_labels in chunks(root, kind, split, index, per_class):
+        for drawings, chunk_labels, _ in chunks(root, kind, split, index, per_class):
             for drawing, label in zip(drawings, chunk_labels, strict=True):
                 ends = [p for _, p in prefixes(drawing)]
                 prepared += ends
@@ -304,14 +305,12 @@ def read_settled(root: Path, split: Split | None, index: dict[str, int], per_cla
     fitting the settled temperatures (`training.fuse`)."""
     prepared, labels = [], []
     for kind in ("raw", "simplified"):
-        for drawings, chunk_labels in chunks(root, kind, split, index, per_class):
+        for drawings, chunk_labels, _ in chunks(root, kind, split, index, per_class):
             for drawing, label in zip(drawings, chunk_labels, strict=True):
                 for k in settled_after(drawing, kind == "raw"):
-                    try:
-                        prepared.append(from_canvas(drawing[: k + 1]))
-                    except DrawingError:
-                        continue  # still a dot: the page sends nothing
-                    labels.append(label)
+                    if (request := page_request(drawing[: k + 1])) is not None:  # still a dot: nothing sent
+                        prepared.append(request)
+                        labels.append(label)
     return prepared, np.array(labels, np.int64)
 
 
@@ -319,7 +318,7 @@ def read_pen_down(root: Path, split: Split | None, index: dict[str, int], per_cl
     """Every request the page sends while the pen is down (`pen_down_views`) for the raw drawings of the split, the
     ones with timings, through the canvas path -> (prepared requests, labels (N,)). For `training.fuse`."""
     prepared, labels = [], []
-    for drawings, chunk_labels in chunks(root, "raw", split, index, per_class):
+    for drawings, chunk_labels, _ in chunks(root, "raw", split, index, per_class):
         for drawing, label in zip(drawings, chunk_labels, strict=True):
             requests = [p for _, p in pen_down_requests(drawing)]
             prepared += requests
@@ -454,18 +453,19 @@ def replay_scored(
 
 
 def chunks(root: Path, kind: str, split: Split | None, index: dict[str, int], per_class: int = 0):
-    """(drawings, labels) of up to DRAWINGS_PER_CHUNK drawings of the models' classes at a time; each drawing a list
-    of float64 (n_i, 2) or (n_i, 3) strokes."""
-    drawings, labels = [], []
+    """(drawings, labels, keyed) of up to DRAWINGS_PER_CHUNK drawings of the models' classes at a time; each drawing
+    a list of float64 (n_i, 2) or (n_i, 3) strokes; `keyed[i]`: the record has a key_id."""
+    drawings, labels, keyed = [], [], []
     for rec in qd.iter_drawings(root, kind, split=split, limit_per_word=per_class or None):
         if rec.word in index and len(rec.drawing):
             drawings.append([np.asarray(s, dtype=np.float64) for s in rec.drawing])
             labels.append(index[rec.word])
+            keyed.append(rec.key_id is not None)
             if len(drawings) == DRAWINGS_PER_CHUNK:
-                yield drawings, labels
-                drawings, labels = [], []
+                yield drawings, labels, keyed
+                drawings, labels, keyed = [], [], []
     if drawings:
-        yield drawings, labels
+        yield drawings, labels, keyed
 
 
 def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR, per_class: int = 0) -> dict:
@@ -476,24 +476,31 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
     out: dict = {"split": split.value if split else "all", "provider": clf.provider, "problems": clf.problems}
     out |= {"hold": clf.fusion.hold}  # the fused guesses are ordered as the page orders them (`held`)
     t = time.time()
+    rich, first = rich_mask(root, classes), np.isin(classes, RICH_FIRST_RELEASE)
     for kind in ("raw", "simplified"):
         tallies = {name: LiveTally(len(classes)) for name in outputs(clf)}
+        grouped = {g: {name: LiveTally(len(classes)) for name in outputs(clf)} for g in KEY_GROUPS}
         reliability = {m: {name: Reliability(len(classes)) for name in outputs(clf)} for m in KINDS}
-        for drawings, labels in chunks(root, kind, split, index, per_class):
-            for r in replay(clf, drawings, labels, kind == "raw", reliability):
+        for drawings, labels, keyed in chunks(root, kind, split, index, per_class):
+            for r, has_key in zip(replay(clf, drawings, labels, kind == "raw", reliability), keyed, strict=True):
+                group = grouped[KEY_GROUPS[0] if has_key else KEY_GROUPS[1]]
                 for name, tally in tallies.items():
                     pen_down = (*r.pen_down[name], r.pen_down_ms) if r.pen_down else None
-                    tally.add(
-                        r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down, r.shown[name], r.settled[name]
-                    )
+                    args = (r.label, r.ranks[name], r.sure[name], r.stroke_end_ms, pen_down, r.shown[name])
+                    tally.add(*args, r.settled[name])
+                    group[name].add(*args, r.settled[name])
         out[kind] = {}
         for name, tally in tallies.items():
             out[kind][name] = tally.metrics() | {"calibration": reliability["stroke_end"][name].metrics()}
             for part in ("pen_down", "settled"):
                 if part in out[kind][name]:
                     out[kind][name][part]["calibration"] = reliability[part][name].metrics()
-        if kind == "simplified":
-            out["simplified"]["fused_rich"] = tallies["fused"].metrics(rich_mask(root, classes))
+        out[kind]["fused_rich"] = tallies["fused"].metrics(rich)
+        out[kind]["fused_rich_first_release"] = tallies["fused"].metrics(first)
+        out[kind]["groups"] = {
+            g: {name: tally.metrics() for name, tally in by_name.items()} | {"fused_rich": by_name["fused"].metrics(rich)}
+            for g, by_name in grouped.items()
+        }
     out["seconds"] = time.time() - t
     return out
 
@@ -512,7 +519,11 @@ def main(argv: list[str] | None = None) -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     for kind in ("raw", "simplified"):
-        for name in ("stroke", "cnn", "fused", "fused_rich"):
+        for g, by_name in out[kind]["groups"].items():
+            m = by_name["fused"]
+            if m.get("n"):
+                print(f"{kind:10s} fused {g}: n={m['n']} guessed {m['guessed']}")
+        for name in ("stroke", "cnn", "fused", "fused_rich", "fused_rich_first_release"):
             m = out[kind].get(name)
             if not m or not m.get("n"):
                 continue

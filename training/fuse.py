@@ -30,8 +30,8 @@ the same way on what the page sends then for the validation drawings (`training.
 finished drawing, raw and simplified, and the raw ones' pauses).
 Last, the hold: the page says which guess it shows first, and that guess stays first unless another is more than
 e^hold times as likely (`sketchlab.classify.hold_order`; the probabilities shown do not change), so that two
-near-equal guesses do not swap the headline at every request. It is a design setting, `--hold` (HOLD: chosen in the
-seventeenth session, docs/classifiers.md), not fitted: on validation its cost is within the noise of every measure,
+near-equal guesses do not swap the headline at every request. It is a design setting, `--hold` (HOLD, docs/classifiers.md),
+not fitted: on validation its cost is within the noise of every measure,
 so a rule that fits it picks by noise. What each hold of HOLD_GRID would do is measured and reported on the raw
 validation drawings replayed as the page asks (`training.evaluate_live.replay_scored`): the top guess's changes
 and flickers per drawing, top-1 while the pen is down, the finished drawing's first guess, and the drawings named
@@ -338,7 +338,7 @@ def measure_hold(clf: Classifier, fusion: Fusion, root: Path, index: dict[str, i
     "pen_down_top1", "finished_top1", "share_steady"}}."""
     scorer = Classifier(clf.models, fusion, clf.classes, [], parallel=False)
     tallies = {float(h): LiveTally(len(clf.classes)) for h in HOLD_GRID}
-    for drawings, labels in chunks(root, "raw", Split.VALID, index, per_class):
+    for drawings, labels, _ in chunks(root, "raw", Split.VALID, index, per_class):
         answers = [
             dataclasses.replace(a, scores={"fused": a.scores["fused"]})
             for a in score_answers(scorer, drawings, labels, timed=True)
