@@ -6,10 +6,10 @@ Steps (wall time of each written to runs/train_all.json):
   1. the classifier cache (sketchlab preprocessing of every drawing, ~1 min);
   2. the stroke model and the CNN, side by side (one CPU thread each: this machine has 2 cores), each stopping at
      its epoch limit, early stopping or --minutes, then going on to its second phase (recipe "finetune": from the
-     first phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships. Timed
-     end to end with --skip-generator on 2 cores: 50 minutes on an AMD EPYC (stroke 6.5 + 15.6, CNN 16.8 + 31.1
-     minutes), 82 on an Intel Xeon (docs/classifiers.md, "Twelfth session" and "Sixteenth session");
-  3. (--baselines) the two baseline recipes, for the README table;
+     first phase's best checkpoint, cosine learning rate to zero, mirrored drawings), which is what ships (wall
+     times measured: docs/classifiers.md, "Acceptance figures");
+  3. (--baselines) the two baseline recipes, for the README table, exported to runs/baseline_models (no fusion.json:
+     the plain sum of the two log-probabilities) and evaluated into runs/eval_baseline.json;
   4. ONNX export (one process per model), fusion tuned on the validation split, held-out evaluation written into
      the manifests, the live guesses replayed stroke by stroke (`training.evaluate_live`), plots;
   5. the generator: `python -m training.train_generator --data DIR`, `python -m training.export_generator`, its
@@ -120,6 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     run_chains({model: [train_cmd(model, r, args) for r in recipes] for model in ("stroke", "cnn")}, log, "train")
 
     run([PY, "-m", "training.export_classifier"], log, "export")
+    if args.baselines:
+        base = RUNS / "baseline_models"
+        for model in ("stroke", "cnn"):
+            checkpoint = str(RUNS / f"{model}-baseline" / "best.pt")
+            cmd = [PY, "-m", "training.export_classifier", "--model", model, "--checkpoint", checkpoint]
+            run([*cmd, "--out-dir", str(base)], log, f"export_{model}_baseline")
+        out = ["--json", str(RUNS / "eval_baseline.json"), "--summary", str(RUNS / "acceptance_baseline.json")]
+        run([PY, "-m", "training.evaluate", "--data", args.data, "--models-dir", str(base), *out], log, "eval_baseline")
     run([PY, "-m", "training.fuse", "--data", args.data], log, "fuse")
     run(
         [
