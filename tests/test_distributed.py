@@ -9,6 +9,7 @@ steps must agree closely, and no weight may drift far from the one-process run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,12 @@ def test_two_gloo_processes_match_one(tmp_path):
     # The validation counts are summed over both ranks: every validation drawing is counted once.
     assert a["history"][0]["drawings_n"] == b["history"][0]["drawings_n"]
     assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # really two different runs
+
+
+def test_finish_leaves_a_torchrun_rank_without_finalisation_and_is_a_no_op_alone():
+    code = "import atexit; from training import distributed; atexit.register(print, 'finalised'); "
+    code += "print('saved', end=''); distributed.finish(); print(' and went on')"
+    for world, expected in (("2", "saved"), ("1", "saved and went on\nfinalised")):
+        env = {**os.environ, "WORLD_SIZE": world}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+        assert run.returncode == 0 and run.stdout.strip() == expected, run.stderr[-2000:]

@@ -583,6 +583,7 @@ def main(argv: list[str] | None = None) -> None:
     best = train(parse_args(argv))
     if best and not math.isnan(best.get("score", 0.0)):
         print(f"best epoch {best['epoch']}: score {best['score']:.4f}", flush=True)
+    distributed.finish()
 
 
 if __name__ == "__main__":
