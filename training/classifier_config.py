@@ -128,7 +128,7 @@ RECIPES = {
             bidirectional=True,
             pool="meanmax",
             dropout=0.3,
-            positions=True,  # tenth session: each point's centred (x, y) as two more channels
+            positions=True,  # each point's centred (x, y) as two more channels
         ),
         optimizer="adamw",
         lr=2e-3,
@@ -176,10 +176,10 @@ for _m in ("stroke", "cnn"):
         "epochs": {"stroke": 40, "cnn": 24}[_m],  # about 40 minutes each on one shared CPU core
         "patience": 1000,  # a cosine run goes to its end; best.pt keeps the best epoch
         "mirror": 1,
-        # eleventh session: half the CNN's drawings re-drawn from augmented strokes each time (docs/classifiers.md)
+        # half the CNN's drawings re-drawn from augmented strokes each time (docs/classifiers.md)
         "redraw": {"stroke": 0.0, "cnn": 0.5}[_m],
-        # A quarter of the drawings cut short, as the live guesses see them: the CNN's at a stroke end (fifteenth
-        # session), the stroke model's anywhere along the pen's path, mid-stroke mostly (sixteenth session)
+        # A quarter of the drawings cut short, as the live guesses see them: the CNN's at a stroke end, the stroke
+        # model's anywhere along the pen's path, mid-stroke mostly
         "prefix": 0.25,
         "prefix_anywhere": {"stroke": 1, "cnn": 0}[_m],
     }
