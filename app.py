@@ -1,7 +1,7 @@
 """SketchLab web app: draw and see live guesses, watch the generator draw, let it finish your drawing.
 
     python app.py                              # http://127.0.0.1:7860 (loopback only)
-    python app.py --host 0.0.0.0 --port 8080   # expose it; PORT or GRADIO_SERVER_PORT work too
+    python app.py --host 0.0.0.0 --port 8080   # expose it; PORT, GRADIO_SERVER_PORT, GRADIO_SERVER_NAME work too
 
 The only module that imports gradio. It lays out the page and wires each event to one `sketchlab.service.Service`
 call; the canvas is JavaScript in `assets/` (gr.HTML + js_on_load), so the drawing lives in the page.
@@ -355,7 +355,8 @@ def warm_up_live_path(demo: gr.Blocks, url: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env_port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (0.0.0.0 exposes the app)")
+    host = os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST  # a Hugging Face Space sets it to 0.0.0.0
+    parser.add_argument("--host", default=host, help="interface to listen on (0.0.0.0 exposes the app)")
     parser.add_argument("--port", type=int, default=int(env_port or DEFAULT_PORT), help="port (or $PORT)")
     parser.add_argument("--models", type=Path, default=MODELS_DIR, help="folder with the .onnx models and manifests")
     return parser.parse_args(argv)
