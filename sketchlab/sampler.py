@@ -13,6 +13,11 @@ With classifier-free guidance (`guide`, Ho & Salimans 2022) each step runs the d
 the class and once with the model's "unknown" class (it was trained with 10% of the labels replaced by it), and
 steps 1-4 sample from the conditional outputs pushed away from the unconditional ones by the guidance scale w.
 
+Finishing a user's drawing may forbid the end of the drawing (`forbid_end`) until the continuation has drawn a
+minimum number of strokes, and forbid a pen lift on a stroke's first point meanwhile (`forbid_dot`): the model's p3
+comes early after a half drawing (it was trained on whole drawings, and a half one looks finished to it), and a pen
+lift on every point draws dots, not strokes. Both set a pen logit to -inf, so the softmax renormalises the others.
+
 Everything takes an explicit `numpy.random.Generator`, so a seed fixes the drawing. Batched throughout: B drawings
 are sampled together (variations), each row (B, ...). No torch here.
 """
@@ -82,6 +87,21 @@ def guide(cond: dict[str, np.ndarray], uncond: dict[str, np.ndarray], scale: flo
     for key in ("log_pi", "mu", "pen_logits"):
         guided[key] = cond[key] + scale * (cond[key] - uncond[key])
     return guided
+
+
+def forbid_end(pen_logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(B, 3) pen logits -> a copy where the drawing cannot end (p3 = -inf) in the rows (B,) bool marked."""
+    out = np.array(pen_logits, dtype=np.float64)
+    out[rows, PEN_END] = -np.inf
+    return out
+
+
+def forbid_dot(pen_logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(B, 3) pen logits -> a copy where the pen cannot lift after this point (p2 = -inf) in the rows (B,) bool
+    marked: on a stroke's first point, so that the stroke gets a second point and is a line, not a dot."""
+    out = np.array(pen_logits, dtype=np.float64)
+    out[rows, PEN_LIFTED] = -np.inf
+    return out
 
 
 def _categorical(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -154,6 +174,7 @@ def sample_rows(
     prefix: np.ndarray | None = None,
     guidance: float = 0.0,
     unconditional: int | None = None,
+    min_strokes: int | np.ndarray = 0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Sample up to `max_len` rows for B drawings at once, yielding (rows (B, 5), alive (B,) bool) one step at a time.
 
@@ -163,6 +184,9 @@ def sample_rows(
     rows of ended drawings are [0, 0, 0, 0, 1]); the loop ends when none is alive or after max_len rows.
     `guidance` > 0: classifier-free guidance with that scale (`guide`) against the class index `unconditional`;
     the decoder then runs on 2B rows a step (the B drawings with their labels, then with `unconditional`).
+    `min_strokes` (int or (B,)): strokes each drawing must draw (end with a pen lift) before it may end; until then
+    p3 is forbidden (`forbid_end`) and so is a lift on a stroke's first point (`forbid_dot`). The sampled rows
+    start a new stroke: the prefix ends with a pen lift, or is the start token.
     """
     b = z.shape[0]
     if prefix is None:
@@ -176,12 +200,19 @@ def sample_rows(
         prefix = np.concatenate([prefix, prefix], axis=1)
     out, (h, c) = feed(step, prefix, z, labels, state)
     alive = np.ones(b, dtype=bool)
+    owed = np.broadcast_to(np.asarray(min_strokes, np.int64), (b,)).copy()  # strokes still to draw before an end
+    first = np.ones(b, dtype=bool)  # the next row is a stroke's first point
     for _ in range(max_len):
         if guidance:
             out = guide({k: v[:b] for k, v in out.items()}, {k: v[b:] for k, v in out.items()}, guidance)
+        if owed.any():
+            pen = forbid_end(out["pen_logits"][:b], owed > 0)
+            out = {**out, "pen_logits": forbid_dot(pen, (owed > 0) & first)}
         row = sample_row(adjust_temperature(out, temperature), rng)
         row[~alive] = (0, 0, 0, 0, 1)
         alive = alive & (row[:, 2 + PEN_END] == 0)
+        first = row[:, 2 + PEN_LIFTED] == 1
+        owed = np.maximum(owed - first, 0)
         yield row, alive
         if not alive.any():
             return

@@ -13,6 +13,8 @@ from sketchlab.sampler import (
     draw_gaussian,
     draw_pen,
     feed,
+    forbid_dot,
+    forbid_end,
     guide,
     sample_row,
     sample_rows,
@@ -139,6 +141,48 @@ def test_guidance_zero_is_the_conditional_and_guides_categoricals_exactly():
     np.testing.assert_allclose(g.mu, cond["mu"] + w * 1.0, rtol=1e-6)
     np.testing.assert_array_equal(g.sigma, c.sigma)
     np.testing.assert_array_equal(g.rho, c.rho)
+
+
+class EagerStep(FakeStep):
+    """A decoder step that wants to end at once, and otherwise lifts the pen after every point (draws dots)."""
+
+    def __call__(self, prev, z, label, h, c):
+        out = super().__call__(prev, z, label, h, c)
+        out["pen_logits"] = np.tile([0.0, 5.0, 10.0], (prev.shape[0], 1)).astype(np.float32)
+        return out
+
+
+def test_forbid_end_and_forbid_dot_mask_one_pen_state_in_the_marked_rows_only():
+    logits = np.tile([1.0, 2.0, 3.0], (3, 1)).astype(np.float32)
+    rows = np.array([True, False, True])
+    no_end, no_dot = forbid_end(logits, rows), forbid_dot(logits, rows)
+    assert np.isneginf(no_end[rows, 2]).all() and (no_end[~rows] == logits[~rows]).all()
+    assert np.isneginf(no_dot[rows, 1]).all() and (no_dot[~rows] == logits[~rows]).all()
+    assert np.isfinite(logits).all()  # a copy: the input is untouched
+    pen = adjust_temperature({**_outputs(3), "pen_logits": no_end}, 0.5).pen
+    np.testing.assert_allclose(pen.sum(-1), 1)  # the softmax renormalises over what is left
+    assert (pen[rows, 2] == 0).all() and (pen[~rows, 2] > 0).all()
+
+
+@pytest.mark.parametrize("guidance", [0.0, 1.0])
+def test_min_strokes_keeps_a_drawing_going_with_strokes_not_dots(guidance):
+    z, labels = np.zeros((2, Z), np.float32), np.zeros(2, np.int64)
+
+    def run(min_strokes):
+        rows = sample_rows(
+            EagerStep(), z, labels, zero_state(2, H), 0.5, np.random.default_rng(0), 100, None, guidance, 9, min_strokes
+        )
+        return np.stack([r for r, _ in rows])  # (T, 2, 5)
+
+    assert len(run(0)) == 1  # left alone, the step ends the drawing at once
+    rows = run(np.array([2, 4]))
+    for b, wanted in enumerate([2, 4]):
+        pens = rows[:, b, 2:].argmax(-1)
+        end = int(np.flatnonzero(pens == sampler.PEN_END)[0])
+        assert (pens[:end] == sampler.PEN_LIFTED).sum() == wanted  # ends right after its minimum
+        assert list(pens[:end]) == [sampler.PEN_DOWN, sampler.PEN_LIFTED] * wanted  # two points a stroke: no dots
+    assert len(run(3)) == 7  # an int is every drawing's minimum
+    assert len(run(np.array([50, 50]))[:, 0]) == 100  # max_len still bounds it
 
 
 class LabelStep(FakeStep):
