@@ -52,7 +52,7 @@ bench: setup-train  ## print the benchmark tables
 models: setup-train  ## train and export every shipped model from scratch on $(DATA)
 	$(PY) -m training.train_all --data $(DATA)
 
-classifiers: setup-train  ## train and export the two classifiers and their fusion from scratch (no generator; 50-82 min measured on 2 cores)
+classifiers: setup-train  ## train and export the two classifiers and their fusion from scratch (no generator; 74 min measured on 2 cores, 2026-12-07)
 	$(PY) -m training.train_all --data $(DATA) --skip-generator
 
 clean:
