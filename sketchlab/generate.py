@@ -8,10 +8,13 @@
 Two ONNX graphs (`training/export_generator.py`): the encoder (a drawing -> latent z) and one decoder step, sampled
 by `sketchlab.sampler`. Drawing from scratch takes z from the class's aggregate posterior (`sketchlab.latent_prior`:
 a mixture of the encoder's posteriors of training drawings, models/generator_prior.npz), or from sketch-rnn's prior
-N(0, I) when that file is missing or unusable (`Generator.problems` says why). Finishing a drawing encodes the user's
-drawing (z = the encoder's mean), feeds its rows through the decoder and samples on; without a `word` it uses the
-model's "unknown class" (trained by replacing 10% of the classes with it), so the continuation follows the drawing
-itself rather than a class chosen for it, and no classifier is needed.
+N(0, I) when that file is missing or unusable (`Generator.problems` says why). Finishing a drawing feeds the user's
+rows through the decoder and samples on. With a `word`, z comes from that class's latent prior, as when drawing from
+scratch: the encoder's latent of a half drawing describes a drawing that ends there, and the decoder soon ended it.
+Without a `word` it uses the model's "unknown class" (trained by replacing 10% of the classes with it) and z = the
+encoder's mean of the user's drawing, so the continuation follows the drawing itself rather than a class chosen for
+it, and no classifier is needed. Either way the continuation may not end before it has drawn `_min_new_strokes`
+strokes of at least two points each (sketchlab.sampler, `min_strokes`): measured in docs/generator.md, "Finishing".
 
 Sampling with a class uses classifier-free guidance (`sketchlab.sampler.guide`) against that "unknown class", at
 scale DEFAULT_GUIDANCE unless told otherwise (0 turns it off): docs/generator.md, "Guidance".
@@ -40,6 +43,10 @@ QUALITY_FILE = "generator_quality.json"
 SIMPLIFIED_SIZE = 255  # the simplified frame's longer side (sketchlab.simplify.SIMPLIFIED_SIZE)
 ENCODER_INPUTS = ("strokes", "label")  # what `complete` feeds the encoder; a file without them is another version
 DECODER_INPUTS = ("prev", "z", "label", "h", "c")  # what `_step` feeds the decoder
+FINISH_STROKES_AS_WORD = (2, 3)  # a continuation as a named class draws as many strokes as the user did, within
+# these bounds: 3 is the median number of strokes a TEST drawing cut after half its strokes misses; more cost top-1
+FINISH_STROKES_NO_WORD = 1  # without a word: one line, never nothing or a dot; more strokes lowered top-1
+# (training.evaluate_completion; docs/generator.md, "Finishing")
 MAX_FINISH_POINTS = 1_000  # simplified points of a drawing to finish: the longest in the data has 727; each one is a
 # decoder step (~0.5 ms), so a 20,000-point scribble would cost ~10 s of CPU per request (docs/reliability.md)
 
@@ -196,11 +203,14 @@ class Generator:
         label = self.unknown_class if word is None else self.label(word)
         user = normalize(prepared.stroke3, self.scale)  # (N, 3) offsets in scale units, simplified frame
         user5 = to_stroke5(user)  # (N + 1, 5), start token first, the last point marked as a pen lift
-        labels = np.array([label], dtype=np.int64)
-        z = self.encoder.run(strokes=user5[None, 1:], label=labels)["mu"]  # (1, Z): the drawing's own latent
         rng = np.random.default_rng(seed)
+        if word is None:  # (1, Z): the drawing's own latent
+            z = self.encoder.run(strokes=user5[None, 1:], label=np.array([label], dtype=np.int64))["mu"]
+        else:  # (1, Z): a whole drawing of the class, as `generate` draws one
+            z = self.prior.sample(label, 1, rng)
         prefix = user5[:, None, :]  # (N + 1, 1, 5): start token, then every user row
-        rows = self._rows(label, z, temperature, rng, max_len, guidance, prefix)
+        min_strokes = _min_new_strokes(len(prepared.simplified), word is not None)
+        rows = self._rows(label, z, temperature, rng, max_len, guidance, prefix, min_strokes)
         start = np.asarray(prepared.stroke3[:, :2], np.float64).sum(axis=0)  # last user point, simplified frame
         points = list(_points(rows, self.scale, start))
         # simplified frame -> canvas: undo sketchlab.simplify's alignment to the top-left and scaling to 0..255
@@ -224,13 +234,24 @@ class Generator:
             close = difflib.get_close_matches(str(word), self.classes, n=3)
             raise ValueError(f"unknown category {word!r}; did you mean {close}? ({len(self.classes)} known)") from None
 
-    def _rows(self, label, z, temperature, rng, max_len, guidance, prefix=None) -> Iterator[np.ndarray]:
+    def _rows(self, label, z, temperature, rng, max_len, guidance, prefix=None, min_strokes=0) -> Iterator[np.ndarray]:
         """The stroke-5 rows (5,) of one drawing of class index `label` from latent z (1, Z), one at a time, after
-        feeding `prefix` (T, 1, 5) if given (sampler.sample_rows; guided against the "unknown" class)."""
+        feeding `prefix` (T, 1, 5) if given, not ending before `min_strokes` strokes (sampler.sample_rows; guided
+        against the "unknown" class)."""
         labels = np.array([label], dtype=np.int64)
         state = zero_state(1, self.hidden)
         sampled = sample_rows(
-            self._step, z, labels, state, temperature, rng, _check_len(max_len), prefix, guidance, self.unknown_class
+            self._step,
+            z,
+            labels,
+            state,
+            temperature,
+            rng,
+            _check_len(max_len),
+            prefix,
+            guidance,
+            self.unknown_class,
+            min_strokes,
         )
         return (row[0] for row, _ in sampled)
 
@@ -261,6 +282,14 @@ def draw_latents(
     sampled = sample_rows(step, z, labels, state, temperature, rng, max_len, None, guidance, unconditional)
     rows = [r for r, _ in sampled]
     return [_to_strokes(list(_points((r[i] for r in rows), scale, np.zeros(2))), t0=0.0) for i in range(len(z))]
+
+
+def _min_new_strokes(user_strokes: int, as_word: bool) -> int:
+    """Strokes a continuation draws before it may end: the model ends a half drawing early (module docstring)."""
+    if not as_word:
+        return FINISH_STROKES_NO_WORD
+    low, high = FINISH_STROKES_AS_WORD
+    return min(max(int(user_strokes), low), high)
 
 
 def _check_guidance(guidance: float) -> float:

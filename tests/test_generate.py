@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sketchlab.errors import DrawingError, ModelError
-from sketchlab.generate import MS_PER_POINT, Generator
+from sketchlab.generate import FINISH_STROKES_AS_WORD, FINISH_STROKES_NO_WORD, MS_PER_POINT, Generator
 from sketchlab.latent_prior import AGGREGATE, NORMAL, AggregatePosterior
 from sketchlab.runtime import MODELS_DIR
 from training.generator_model import GeneratorConfig, SketchRNN
@@ -202,6 +202,43 @@ def test_complete_returns_only_new_strokes_in_canvas_coordinates(gen):
     assert pts.shape[1] == 3 and pts[0, 2] > 400  # times continue after the user's
     # offsets are in canvas pixels: 400 px of canvas span 255 simplified units, so points stay near the drawing
     assert np.all(np.abs(pts[:, :2] - [1200, 700]) < 400 * 20)
+
+
+def _eager(step):
+    """A decoder step that wants the drawing to end now and otherwise lifts the pen after every point (dots)."""
+
+    def eager(**inputs):
+        out = dict(step(**inputs))
+        out["pen_logits"] = out["pen_logits"] + np.array([0.0, 8.0, 16.0], np.float32)
+        return out
+
+    return eager
+
+
+def _user(n_strokes: int) -> list:
+    return [[[10 + 30 * i, 10, 100 * i], [20 + 30 * i, 80, 100 * i + 50]] for i in range(n_strokes)]
+
+
+def test_complete_is_not_cut_before_its_minimum_and_draws_lines_not_dots(gen, monkeypatch):
+    monkeypatch.setattr(gen, "_step", _eager(gen._step))
+    low, high = FINISH_STROKES_AS_WORD
+    for n_user, wanted in ((1, low), (low, low), (high, high), (9, high)):
+        new = gen.complete(_user(n_user), seed=1, word="cat")
+        assert len(new) == wanted and all(len(s) >= 2 for s in new)  # the eager step ends right after the minimum
+    new = gen.complete(_user(4), seed=1)
+    assert len(new) == FINISH_STROKES_NO_WORD and all(len(s) >= 2 for s in new)
+    assert gen.complete(_user(4), seed=1, word="cat", max_len=3) != []  # max_len still bounds the continuation
+
+
+def test_a_second_press_on_a_finished_drawing_adds_strokes_not_dots(gen, monkeypatch):
+    first = gen.complete(_user(3), seed=2, word="eye")
+    monkeypatch.setattr(gen, "_step", _eager(gen._step))  # the drawing looks finished to the model now
+    for word in ("eye", None):
+        again = gen.complete(_user(3) + first, seed=3, word=word)
+        assert len(again) >= (FINISH_STROKES_AS_WORD[1] if word else FINISH_STROKES_NO_WORD)
+        for stroke in again:
+            xy = np.array(stroke)[:, :2]
+            assert len(xy) >= 2 and np.ptp(xy, axis=0).max() > 0  # each stroke is a line, not a dot
 
 
 def test_complete_rejects_bad_input(gen):
