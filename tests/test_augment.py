@@ -79,9 +79,11 @@ def test_augmented_raster_redraws_a_changed_copy_in_the_official_frame(simplifie
     assert abs(np.mean(rasters) - original.mean()) < 0.35 * original.mean()  # about as much ink
 
 
-def test_augmented_raster_of_a_single_point_draws_the_point():
-    dot = np.array([[100.0, 100.0, 1.0]], dtype=np.float32)
-    np.testing.assert_array_equal(augmented_raster(dot, np.random.default_rng(0)), rasterize([np.array([[100, 100]])]))
+def test_augmented_raster_of_a_single_point_draws_the_dot_as_the_canvas_path_does():
+    dot = np.array([[100.0, 100.0, 1.0]], dtype=np.float32)  # a dot is aligned to (0, 0), as simplify puts a tap
+    raster = augmented_raster(dot, np.random.default_rng(0))
+    np.testing.assert_array_equal(raster, rasterize([np.array([[0, 0]])]))
+    assert raster.any()
 
 
 def test_random_prefix_is_the_drawing_so_far_framed_as_the_canvas_frames_it(simplified_cat):
