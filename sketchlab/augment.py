@@ -124,7 +124,8 @@ def augmented_raster(stroke3: np.ndarray, rng: np.random.Generator) -> np.ndarra
     way Google aligned and scaled its simplified drawings (integer coordinates) and rasterized like the official
     bitmaps. Unlike a warp of the finished raster it changes the drawing itself (a missing stroke, a different
     aspect ratio) while the line width and the margins stay those of real data. A copy that collapses to a single
-    point (a drawing that was one) is drawn unaugmented: `from_stroke3` gives the simplified drawing back exactly."""
+    point is a dot, aligned to (0, 0) as `sketchlab.simplify` frames a tap; one the framing refuses is drawn
+    unaugmented."""
     drawing = drop_strokes(from_stroke3(augment_stroke3(stroke3, rng)), rng)
     try:
         return rasterize([np.round(s) for s in align_and_scale(drawing)])
