@@ -498,7 +498,8 @@ def evaluate_live(root: Path, split: Split | None, models_dir: Path = MODELS_DIR
         out[kind]["fused_rich"] = tallies["fused"].metrics(rich)
         out[kind]["fused_rich_first_release"] = tallies["fused"].metrics(first)
         out[kind]["groups"] = {
-            g: {name: tally.metrics() for name, tally in by_name.items()} | {"fused_rich": by_name["fused"].metrics(rich)}
+            g: {name: tally.metrics() for name, tally in by_name.items()}
+            | {"fused_rich": by_name["fused"].metrics(rich)}
             for g, by_name in grouped.items()
         }
     out["seconds"] = time.time() - t
