@@ -76,9 +76,7 @@ class TrainConfig:
     n_mixtures: int = 20  # Gaussians in the offset mixture
     class_dropout: float = 0.1  # chance a class is replaced by "unknown" (for completions without a word)
     max_len: int = MAX_LEN  # longest drawing in points; longer ones are cut
-    attention: bool = (
-        False  # decoder attends over the encoder's states (training/studies/attention_study.py); no ONNX export
-    )
+    attention: bool = False  # decoder attends over the encoder's states (training/studies/); no ONNX export
     augment: bool = True  # sketch-rnn stroke augmentation (point dropping) plus rotation and scaling
     save_every: int = 200  # steps between checkpoints
     seed: int = 1234  # seeds torch and the numpy Generator of the batches
