@@ -9,25 +9,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 
 import pytest
 from _app_server import running_app
 from _tiny_models import models_for_tests
 
+from scripts.chromium import CHROMIUM, CHROMIUM_ARGS
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # STACK-NOTES: headless, no sandbox (containers), nothing that calls outside hosts
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 WAIT_MS = 30_000  # upper bound for any page state; a healthy app gets there in well under a second
 
 
