@@ -2,6 +2,7 @@
 
     python -m scripts.results_table                      # runs/*.json of the last `make models` / `make classifiers`
     python -m scripts.results_table --previous runs/eval_v1.json --previous-summary runs/acceptance_v1.json
+    python -m scripts.results_table ... --write README.md docs/classifiers.md   # replace the table between the markers
 
 Columns: the baseline recipes (runs/eval_baseline.json, `train_all --baselines`), optionally an earlier set of
 models scored on the same test split (`training.evaluate --models-dir OLD --split test`), and the shipped models
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 RUNS = Path(__file__).resolve().parent.parent / "runs"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 FEW_DRAWINGS = 60  # the generator's row for the classes with fewer simplified drawings than this (data-poor)
 
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--previous-summary", default="", help="... and its --summary")
     parser.add_argument("--previous-name", default="previous models")
     parser.add_argument("--quality", default="models/generator_quality.json")
+    parser.add_argument("--write", nargs="*", default=[], help=f"files whose {BEGIN} ... {END} table to replace")
     args = parser.parse_args(argv)
     runs = Path(args.runs)
     shipped = classifier_rows(_load(runs / "eval_test.json"), _load(runs / "acceptance.json"))
@@ -119,11 +122,36 @@ def main(argv: list[str] | None = None) -> None:
     if args.previous:
         columns[args.previous_name] = classifier_rows(_load(args.previous), _load(args.previous_summary))
     columns["shipped"] = shipped
-    print("| test split | metric | " + " | ".join(columns) + " | target |")
-    print("|---|---|" + "---|" * len(columns) + "---|")
+    lines = [
+        "| test split | metric | " + " | ".join(columns) + " | target |",
+        "|---|---|" + "---|" * len(columns) + "---|",
+    ]
     for key, what, metric, target in ROWS:
         cells = " | ".join(col.get(key, "-") for col in columns.values())
-        print(f"| {what} | {metric} | {cells} | {target} |")
+        lines.append(f"| {what} | {metric} | {cells} | {target} |")
+    table = "\n".join(lines)
+    print(table)
+    for path in args.write:
+        write_table(Path(path), table)
+
+
+def write_table(path: Path, table: str) -> None:
+    """Replace the markdown table inside `path`'s BEGIN ... END block with `table`, keeping the text around it.
+    Exits with a message when the markers or the table are missing."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path}: no {BEGIN} ... {END} block")
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    lines = block.split("\n")
+    rows = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if not rows:
+        raise SystemExit(f"{path}: no table between {BEGIN} and {END}")
+    start = end = rows[0]
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    block = "\n".join(lines[:start] + [table] + lines[end:])
+    path.write_text(head + BEGIN + block + END + tail)
 
 
 if __name__ == "__main__":

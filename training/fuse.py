@@ -2,13 +2,16 @@
 
     python -m training.fuse --data ../shared/quickdraw
 
-The CNN trains with class-balanced sampling, which flattens the class prior: a model then over-guesses the
-data-poor classes (the stroke model trains on natural frequencies). The fix (a prior correction) adds g * log prior
-to the log-probabilities (the prior: the training drawings per class recorded in the models' manifests, so the
-training data is never re-read); g is tuned per model and for the fusion, whose score is
-w * log p_stroke + (1 - w) * log p_cnn + g * log prior. Everything is chosen on the validation split (never the
-test split) by one objective: the mean of top-1 accuracy (dominated by the common classes) and macro top-5 (every
-class counts the same), so the correction cannot trade the rare classes away entirely. Each model's log p is either
+The models learn a class prior from what they train on: the CNN's class-balanced sampling flattens it, and the stroke
+model (natural frequencies) keeps the training data's, where a rich class has up to 100 times the drawings of a poor
+one. The game prompts every category equally often, so a player's drawings come with a flat prior. A prior
+correction adds g * log prior to the log-probabilities (the prior: the training drawings per class recorded in the
+models' manifests, so the training data is never re-read): g < 0 takes out part of the prior a model learned
+(logit adjustment, Menon et al. 2021), g > 0 puts back the one balanced sampling flattened. g is tuned per model and
+for the fusion, whose score is w * log p_stroke + (1 - w) * log p_cnn + g * log prior. Everything is chosen on the
+validation split (never the test split) by one objective (`objective`): the mean of macro top-1 and macro top-5
+(every class weighing the same) and of top-1 on the rich classes' drawings, so that the correction cannot trade the
+rich classes away to gain the poor ones (docs/classifiers.md has the measured trade-off). Each model's log p is either
 its own or the mean over the drawing and its left-right mirror (test-time mirroring; the models were trained with
 mirrored drawings): the combinations that fit the latency budget (`--mirror-budget-ms`) are tuned alike and the
 best fused objective wins, or a cheaper one within MIRROR_TOLERANCE of it. Last, each output gets the temperature
@@ -53,7 +56,15 @@ from sketchlab import data as qd
 from sketchlab.classify import FUSION_FILE, Classifier, Fusion, log_softmax, mean_of_views, save_fusion
 from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
-from training.evaluate import MAX_PER_CLASS, Reliability, ranking_metrics, read_bitmaps, read_split
+from training.evaluate import (
+    MAX_PER_CLASS,
+    Reliability,
+    ranking_metrics,
+    read_bitmaps,
+    read_split,
+    rich_mask,
+    subset_metrics,
+)
 from training.evaluate_live import (
     LiveTally,
     chunks,
@@ -65,7 +76,9 @@ from training.evaluate_live import (
 )
 from training.export_classifier import git_commit
 
-PRIOR_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # g: 0 = balanced as trained, 1 = the full training prior
+PRIOR_GRID = (
+    np.round(np.arange(-1.0, 1.01, 0.1), 2) + 0.0
+)  # g: 0 = as trained, -1 = the training prior taken out, 1 = added
 WEIGHT_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)  # w of the stroke model; the CNN gets 1 - w
 # Milliseconds a mirrored view adds to one classification (`training.bench_classifier --threads 1`, this 2-core CPU):
 # the stroke model's LSTM runs its 200 steps once more; the CNN's second image shares the batch.
@@ -88,9 +101,15 @@ STROKE_END_DRAWINGS = 100
 PEN_DOWN_DRAWINGS = 20
 
 
-def objective(log_probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict]:
+def objective(
+    log_probs: np.ndarray, labels: np.ndarray, classes: list[str], rich: np.ndarray | None = None
+) -> tuple[float, dict]:
+    """(score, metrics): the mean of macro top-1, macro top-5 and top-1 over the drawings of the (C,) bool mask `rich`
+    (default: every class, i.e. plain top-1). metrics["rich_top1"] is that last term."""
     m = ranking_metrics(log_probs, labels, classes)
-    return 0.5 * (m["top1"] + m["macro_top5"]), m
+    keep = np.ones(len(classes), bool) if rich is None or not rich[labels].any() else rich
+    m["rich_top1"] = float(subset_metrics(log_probs, labels, keep)["top1"])
+    return (m["macro_top1"] + m["macro_top5"] + m["rich_top1"]) / 3, m
 
 
 def tune(
@@ -99,26 +118,29 @@ def tune(
     log_prior: np.ndarray,
     classes: list[str],
     bitmaps: tuple[np.ndarray, np.ndarray] | None = None,
+    rich: np.ndarray | None = None,
 ) -> tuple[Fusion, dict]:
-    """Grid search on validation log-probabilities {"stroke", "cnn": (N, C)} (either may be missing)."""
+    """Grid search on validation log-probabilities {"stroke", "cnn": (N, C)} (either may be missing); `rich` is the
+    (C,) bool mask of the rich classes for `objective`."""
     prior_weight, report = {}, {}
     for name, lp in raw.items():
         best = (-1.0, 0.0, {})
         for g in PRIOR_GRID:
-            obj, m = objective(lp + g * log_prior, labels, classes)
+            obj, m = objective(lp + g * log_prior, labels, classes, rich)
             if name == "cnn" and bitmaps is not None and len(bitmaps[1]):
                 bm = ranking_metrics(bitmaps[0] + g * log_prior, bitmaps[1], classes)
                 obj = (2 * obj + bm["top1"]) / 3  # the CNN also serves Google-style bitmaps
             if obj > best[0]:
                 best = (obj, float(g), m)
         prior_weight[name] = best[1]
-        report[name] = {"prior_weight": best[1], **{k: v for k, v in best[2].items() if k != "per_class"}}
+        report[name] = {"prior_weight": best[1], "objective": best[0]}
+        report[name].update({k: v for k, v in best[2].items() if k != "per_class"})
     weights = {name: 1.0 for name in raw}
     if len(raw) == 2:
         best = (-1.0, 0.5, 0.0, {})
         for w, g in itertools.product(WEIGHT_GRID, PRIOR_GRID):
             score = w * raw["stroke"] + (1 - w) * raw["cnn"] + g * log_prior
-            obj, m = objective(score, labels, classes)
+            obj, m = objective(score, labels, classes, rich)
             if obj > best[0]:
                 best = (obj, float(w), float(g), m)
         weights = {"stroke": best[1], "cnn": round(1 - best[1], 4)}
@@ -126,6 +148,7 @@ def tune(
         report["fused"] = {
             "weights": weights,
             "prior_weight": best[2],
+            "objective": best[0],
             **{k: v for k, v in best[3].items() if k != "per_class"},
         }
     return Fusion(weights, prior_weight, log_prior.astype(np.float32)), report
@@ -181,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         images, bm_labels = read_bitmaps(Path(args.data), Split.VALID, index, args.max_per_class)
         none = np.zeros((0, len(classes)))
         bm_views = (*(clf.raster_views(images) if len(images) else (none, none)), bm_labels)
-    fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views, args.mirror_budget_ms)
+    rich = rich_mask(Path(args.data), classes)
+    fusion, report = tune_mirror(views, labels, log_prior, classes, bm_views, args.mirror_budget_ms, rich)
     if args.calibrate == "stroke-ends":
         ends, end_labels = read_stroke_ends(Path(args.data), Split.VALID, index, args.stroke_end_drawings)
         fit_on, also = (_batched(clf, ends), end_labels), {"finished": (views, labels)}
@@ -192,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pen_down_drawings:
         requests, request_labels = read_pen_down(Path(args.data), Split.VALID, index, args.pen_down_drawings)
         if len(request_labels):
-            fusion, report["pen_down"] = tune_pen_down(clf, fusion, _batched(clf, requests), request_labels)
+            fusion, report["pen_down"] = tune_pen_down(clf, fusion, _batched(clf, requests), request_labels, rich)
     if args.settled_drawings:
         rested, rested_labels = read_settled(Path(args.data), Split.VALID, index, args.settled_drawings)
         if len(rested_labels):
@@ -229,6 +253,7 @@ def tune_mirror(
     classes: list[str],
     bm_views: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     budget_ms: float = math.inf,
+    rich: np.ndarray | None = None,
 ) -> tuple[Fusion, dict]:
     """`tune` for every choice of test-time mirroring per model ({name: (plain, mirrored) log-probs}) that costs at
     most `budget_ms` (MIRROR_COST). The choice with the best fused objective (or the single model's objective) wins,
@@ -240,9 +265,9 @@ def tune_mirror(
         bitmaps = None
         if bm_views is not None:
             bitmaps = (mean_of_views(bm_views[0], bm_views[1]) if mirror.get("cnn") else bm_views[0], bm_views[2])
-        fusion, report = tune(raw, labels, log_prior, classes, bitmaps)
+        fusion, report = tune(raw, labels, log_prior, classes, bitmaps, rich)
         key = "fused" if "fused" in report else next(iter(report))
-        obj = 0.5 * (report[key]["top1"] + report[key]["macro_top5"])
+        obj = report[key]["objective"]
         cost = sum(MIRROR_COST.get(n, 1.0) for n, m in mirror.items() if m)
         report["mirror"] = mirror
         tried.append((obj, cost, Fusion(fusion.weights, fusion.prior_weight, fusion.log_prior, mirror), report))
@@ -289,7 +314,11 @@ def fit_temperatures(
 
 
 def tune_pen_down(
-    clf: Classifier, fusion: Fusion, views: dict[str, tuple[np.ndarray, np.ndarray]], labels: np.ndarray
+    clf: Classifier,
+    fusion: Fusion,
+    views: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels: np.ndarray,
+    rich: np.ndarray | None = None,
 ) -> tuple[Fusion, dict]:
     """`fusion` with `pen_down` settings: the stroke weight of WEIGHT_GRID with the best objective on the page's
     pen-down requests ({name: (plain, mirrored) log-probs}, `fusion`'s mirroring and prior kept), then the
@@ -300,7 +329,7 @@ def tune_pen_down(
         g = fusion.prior_weight.get("fused", 0.0) * fusion.log_prior
 
         def fused_metrics(w: float) -> tuple[float, dict]:
-            return objective(w * raw["stroke"] + (1 - w) * raw["cnn"] + g, labels, clf.classes)
+            return objective(w * raw["stroke"] + (1 - w) * raw["cnn"] + g, labels, clf.classes, rich)
 
         by_w = {float(w): fused_metrics(w) for w in WEIGHT_GRID}
         w = max(by_w, key=lambda k: by_w[k][0])
