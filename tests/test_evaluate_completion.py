@@ -65,3 +65,20 @@ def test_main_reports_both_modes_for_each_group_and_draws_the_grid(tmp_path):
         assert "second_press_median_strokes_added" in row
     assert set(result["groups"]) == {"all", "rich", "rich in the first release"}
     assert png.stat().st_size > 1000
+
+
+def test_the_generator_evaluation_reports_its_completion_keys_from_the_same_cases(tmp_path):
+    from sketchlab.classify import Classifier
+    from sketchlab.generate import Generator
+    from training import evaluate_generator as eg
+
+    root = _data(tmp_path / "qd")
+    models = tiny_models(tmp_path / "models")
+    gen, clf = Generator.load(models), Classifier.load(models, threads=1, parallel=False)
+    result = eg.completion(root, gen, clf, WORDS[:2], temperature=0.5, seed=0)
+    keys = ("top1_half", "top1_completed_no_word", "top1_completed_with_word", "top1_completed_with_guess")
+    assert result["n"] > 0 and result["split"] == "test"
+    assert all(0 <= result[k] <= 1 for k in keys)
+    cases = ec.run_cases(ec.held_out_cases(root, WORDS[:2], eg.COMPLETION_PER_CLASS), gen.complete, clf, 0.5, 0,
+                         second_press=False, modes=(ec.GUESS,))  # fmt: skip
+    assert len(cases) == result["n"] and set(cases[0].added) == {ec.GUESS}

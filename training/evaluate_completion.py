@@ -10,7 +10,9 @@ to `Generator.complete` as canvas strokes (the simplified 0..255 coordinates, t 
 sends them), once for each mode:
 
 - "word": finished as the true category (what "Finish my drawing as" a named category does), at the default guidance;
-- "no word": finished as the model's "unknown" class (the page's default: the drawing decides).
+- "no word": finished as the model's "unknown" class (the page's default: the drawing decides);
+- "guess" (GUESS, only when asked for: training.evaluate_generator does): finished as the fused classifier's top
+  guess for the half, unguided, as the app does when the user names no category and the half is recognised.
 
 Reported per mode: median strokes added next to median strokes missing, the share of added strokes that are dots (a
 single point, or under DOT_EXTENT simplified pixels across), and the fused classifier's top-1 (over all its classes,
@@ -42,6 +44,7 @@ from sketchlab.split import Split
 from .evaluate import RICH_FIRST_RELEASE
 
 MODES = ("word", "no word")  # finished as the true category / as the "unknown" class
+GUESS = "guess"  # finished as the classifier's top guess for the half (sketchlab.service, guidance 0)
 DOT_EXTENT = 3.0  # simplified pixels (of 255): a stroke spanning less reads as a dot, not a line
 GRID_WORDS = (  # house (the example users tried), then classes the generator saw hundreds of (RICH_FIRST_RELEASE)
     "cat", "house", "bicycle", "snowman", "teapot", "airplane", "cake", "camera", "eye", "guitar", "smiley face", "television",
@@ -127,29 +130,38 @@ def run_cases(
     seed: int,
     guidance: float = DEFAULT_GUIDANCE,
     second_press: bool = True,
+    modes: tuple[str, ...] = MODES,
 ) -> list[Case]:
-    """Complete every case in both modes (seed + case index, the same for both modes); fills the cases in place.
-    A half the generator refuses (a single point after simplification) is dropped."""
+    """Complete every case in each of `modes` (MODES, optionally GUESS; seed + case index, the same for every mode);
+    fills the cases in place. The named category is guided at `guidance`, a guess is not (as in the app). A half the
+    generator refuses (a single point after simplification) is dropped."""
     kept = []
     for i, case in enumerate(cases):
+        guess = _top1(classifier, case.half)
+        words = {"word": case.word, "no word": None, GUESS: guess}
         try:
             news = {
                 mode: complete(
-                    case.half, temperature, seed + i, word=case.word if mode == "word" else None, guidance=guidance
+                    case.half, temperature, seed + i, word=words[mode], guidance=guidance if mode == "word" else 0.0
                 )
-                for mode in MODES
+                for mode in modes
             }
         except DrawingError:
             continue
-        case.half_top1 = _top1(classifier, case.half) == case.word
+        case.half_top1 = guess == case.word
         case.whole_top1 = _top1(classifier, case.whole) == case.word
         for mode, new in news.items():
             case.new[mode] = new
             case.added[mode], case.dots[mode] = count_strokes(new)
             case.top1[mode] = _top1(classifier, case.half + new) == case.word
             if second_press:
-                word = case.word if mode == "word" else None
-                again = complete(case.half + new, temperature, seed + i + 1, word=word, guidance=guidance)
+                again = complete(
+                    case.half + new,
+                    temperature,
+                    seed + i + 1,
+                    word=words[mode],
+                    guidance=guidance if mode == "word" else 0.0,
+                )
                 case.second_added[mode], case.second_dots[mode] = count_strokes(again)
         kept.append(case)
     return kept
@@ -176,7 +188,7 @@ def summarise(cases: list[Case]) -> dict:
         "top1_whole_pooled": float(np.mean([c.whole_top1 for c in cases])) if cases else 0.0,
         "modes": {},
     }
-    for mode in MODES:
+    for mode in cases[0].added:
         added = [c.added[mode] for c in cases]
         row = {
             "median_strokes_added": statistics.median(added) if added else 0,

@@ -45,6 +45,7 @@ from sketchlab.runtime import MODELS_DIR
 from sketchlab.split import Split
 from sketchlab.strokes import from_stroke3
 
+from .evaluate_completion import GUESS, held_out_cases, run_cases, summarise
 from .generator_data import load_split
 
 COPY_DISTANCE = 0.01  # raster mean absolute difference below which two drawings count as the same drawing
@@ -227,41 +228,22 @@ def memorisation(root: Path, words: list[str], samples: dict) -> dict:
 def completion(
     root: Path, gen, classifier, words: list[str], temperature: float, seed: int, guidance: float = DEFAULT_GUIDANCE
 ) -> dict:
-    """Top-1 of the half drawing alone vs half + continuation, on TEST drawings with >= 2 strokes. As in the app
-    (sketchlab.service), the continuation as the true word is guided at `guidance`, the one as the guess is not."""
-    counts = {"half": 0, "completed_no_word": 0, "completed_with_word": 0, "completed_with_guess": 0, "n": 0}
-    for word in words:
-        test = load_split(root, [word], Split.TEST, limit_per_word=None)
-        kept = 0
-        for s3 in test.stroke3:
-            drawing = from_stroke3(s3)
-            if len(drawing) < 2:
-                continue
-            half = [[[float(x), float(y), 0.0] for x, y in s] for s in drawing[: len(drawing) // 2]]
-            try:
-                guess = classifier.classify(half, top_k=1).fused[0].word  # what the app passes as the word
-                new_free = gen.complete(half, temperature, seed + kept)
-                new_word = gen.complete(half, temperature, seed + kept, word=word, guidance=guidance)
-                new_guess = gen.complete(half, temperature, seed + kept, word=guess, guidance=0.0)  # as the app does
-            except DrawingError:
-                continue  # a half drawing that is a single point
-            counts["half"] += guess == word
-            counts["completed_with_guess"] += _top_ranks(classifier, half + new_guess, word) == 0
-            counts["completed_no_word"] += _top_ranks(classifier, half + new_free, word) == 0
-            counts["completed_with_word"] += _top_ranks(classifier, half + new_word, word) == 0
-            counts["n"] += 1
-            kept += 1
-            if kept >= COMPLETION_PER_CLASS:
-                break
-    n = max(1, counts["n"])
+    """Top-1 of the half drawing alone vs half + continuation, on the first COMPLETION_PER_CLASS TEST drawings with
+    >= 2 strokes of each word (`training.evaluate_completion`, pooled over drawings): without a word, as the true word
+    (guided at `guidance`) and as the classifier's guess for the half (unguided, as sketchlab.service does)."""
+    modes = {"no word": "completed_no_word", "word": "completed_with_word", GUESS: "completed_with_guess"}
+    cases = held_out_cases(root, words, COMPLETION_PER_CLASS)
+    cases = run_cases(cases, gen.complete, classifier, temperature, seed, guidance, False, tuple(modes))
+    summary = summarise(cases)
     return {
-        "n": counts["n"],
+        "n": summary["n"],
         "split": "test",
         "cut": "first len(strokes) // 2 strokes",
-        "top1_half": counts["half"] / n,
-        "top1_completed_no_word": counts["completed_no_word"] / n,
-        "top1_completed_with_word": counts["completed_with_word"] / n,
-        "top1_completed_with_guess": counts["completed_with_guess"] / n,
+        "top1_half": summary.get("top1_half_pooled", 0.0),
+        **{
+            f"top1_{key}": summary["modes"].get(mode, {}).get("top1_completed_pooled", 0.0)
+            for mode, key in modes.items()
+        },
     }
 
 
