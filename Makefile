@@ -49,7 +49,7 @@ format: setup-dev
 bench: setup-train  ## print the benchmark tables
 	$(PY) -m bench
 
-models: setup-train  ## train and export every shipped model from scratch on $(DATA)
+models: setup-train  ## train and export every shipped model from scratch on $(DATA) (the classifiers, then the generator bounded at 180 min: training.train_all --generator-minutes)
 	$(PY) -m training.train_all --data $(DATA)
 
 classifiers: setup-train  ## train and export the two classifiers and their fusion from scratch (no generator; 74 min measured on 2 cores, 2026-12-07)
