@@ -17,6 +17,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .strokes import MIN_EXTENT
+
 MAX_SESSIONS = 10_000  # browser sessions whose newest request number is remembered (oldest forgotten first)
 RASTER_ZOOM = 6  # the 28x28 raster shown 168 px wide, pixelated
 # The page says "I think it is X" only when X is more likely right than wrong, else "Maybe X?". The probabilities are
@@ -64,14 +66,21 @@ class NewestOnly:
 
 def only_dots(strokes: object) -> bool:
     """Whether a drawing sent by the page is one or more taps at a single spot: a drawing in progress, not bad input.
+    "A single spot" is the preprocessing's own test (`sketchlab.strokes.MIN_EXTENT`): every point within MIN_EXTENT
+    canvas pixels of the others, so whatever the preprocessing would call a dot, the page calls one too.
 
     Strokes are `[[[x, y, t_ms], ...], ...]`; anything else is left for the service to judge (False).
     """
     try:
-        spots = {(p[0], p[1]) for s in strokes for p in s}
-        return len(spots) == 1 and all(isinstance(v, int | float) and math.isfinite(v) for v in next(iter(spots)))
+        xy = [(p[0], p[1]) for s in strokes for p in s]
     except (TypeError, IndexError, KeyError):
         return False
+    if not xy or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for p in xy for v in p
+    ):
+        return False
+    xs, ys = zip(*xy, strict=True)
+    return max(xs) - min(xs) < MIN_EXTENT and max(ys) - min(ys) < MIN_EXTENT
 
 
 def drawing_problem(reason: str) -> str:

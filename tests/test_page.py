@@ -87,7 +87,16 @@ def test_bars_follow_the_probabilities_while_the_headline_keeps_the_held_guess()
 
 def test_a_dot_is_a_drawing_in_progress_and_problems_say_what_to_do():
     assert only_dots([[[5, 5, 0]]]) and only_dots([[[5, 5, 0], [5, 5, 40]], [[5, 5, 90]]])
-    for not_dots in ([[[5, 5, 0], [6, 5, 9]]], [], "[[[5, 5, 0]]]", [[["a", "b"]]], None, [[[float("nan"), 1]]]):
+    assert only_dots([[[5, 5, 0], [5.0004, 5, 9]]])  # within MIN_EXTENT: the preprocessing calls it a dot too
+    for not_dots in (
+        [[[5, 5, 0], [6, 5, 9]]],
+        [],
+        "[[[5, 5, 0]]]",
+        [[["a", "b"]]],
+        None,
+        [[[float("nan"), 1]]],
+        [[[True, 1, 0]]],
+    ):
         assert not only_dots(not_dots)
     assert "Keep drawing" in guesses_html(None, 3, note=KEEP_DRAWING) and "problem" not in guesses_html(None, note="x")
     assert "Undo" in drawing_problem("the drawing has 1001 strokes; at most 1000 are allowed")
