@@ -36,7 +36,7 @@ from training.classifier_data import DEFAULT_CACHE
 
 PY = sys.executable
 # The generator's time bound in make models: its shipped schedule (9,520 steps on the first release, 40 epochs) is
-# about 6 h of this 2-core CPU on the second; 180 minutes reach about 5,000 steps (docs/generator.md).
+# about 6 h of this 2-core CPU on the second; 190 minutes reached 4,763 steps (docs/generator.md).
 GENERATOR_MINUTES = 180.0
 
 
