@@ -138,14 +138,13 @@ def run_cases(
     kept = []
     for i, case in enumerate(cases):
         guess = _top1(classifier, case.half)
-        words = {"word": case.word, "no word": None, GUESS: guess}
+        asks = {  # mode -> complete's word and guidance: only a named category is guided, as in the app
+            "word": {"word": case.word, "guidance": guidance},
+            "no word": {"word": None, "guidance": 0.0},
+            GUESS: {"word": guess, "guidance": 0.0},
+        }
         try:
-            news = {
-                mode: complete(
-                    case.half, temperature, seed + i, word=words[mode], guidance=guidance if mode == "word" else 0.0
-                )
-                for mode in modes
-            }
+            news = {mode: complete(case.half, temperature, seed + i, **asks[mode]) for mode in modes}
         except DrawingError:
             continue
         case.half_top1 = guess == case.word
@@ -155,13 +154,7 @@ def run_cases(
             case.added[mode], case.dots[mode] = count_strokes(new)
             case.top1[mode] = _top1(classifier, case.half + new) == case.word
             if second_press:
-                again = complete(
-                    case.half + new,
-                    temperature,
-                    seed + i + 1,
-                    word=words[mode],
-                    guidance=guidance if mode == "word" else 0.0,
-                )
+                again = complete(case.half + new, temperature, seed + i + 1, **asks[mode])
                 case.second_added[mode], case.second_dots[mode] = count_strokes(again)
         kept.append(case)
     return kept

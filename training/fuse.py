@@ -76,9 +76,8 @@ from training.evaluate_live import (
 )
 from training.export_classifier import git_commit
 
-PRIOR_GRID = (
-    np.round(np.arange(-1.0, 1.01, 0.1), 2) + 0.0
-)  # g: 0 = as trained, -1 = the training prior taken out, 1 = added
+# g: 0 = as trained, -1 = the training prior taken out, 1 = added (+ 0.0: no -0.0 in the reports)
+PRIOR_GRID = np.round(np.arange(-1.0, 1.01, 0.1), 2) + 0.0
 WEIGHT_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)  # w of the stroke model; the CNN gets 1 - w
 # Milliseconds a mirrored view adds to one classification (`training.bench_classifier --threads 1`, this 2-core CPU):
 # the stroke model's LSTM runs its 200 steps once more; the CNN's second image shares the batch.
