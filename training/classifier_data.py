@@ -29,6 +29,7 @@ from sketchlab.errors import DrawingError
 from sketchlab.prepare import PREPROCESSING_VERSION, from_canvas, from_simplified
 from sketchlab.split import Split, split_of
 from sketchlab.strokes import PAD_ROW, normalize, scale_factor, to_stroke5
+from training import bitmap_rows
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "cache" / "classifier.npz"  # gitignored
 SPLIT_CODE = {Split.TRAIN: 0, Split.VALID: 1, Split.TEST: 2}
@@ -52,7 +53,7 @@ class Cache:
     offsets: np.ndarray  # (N + 1,) int64, drawing i's stroke-3 rows are points[offsets[i]:offsets[i + 1]]
     points: np.ndarray  # (P, 3) float32 stroke-3 [dx, dy, pen_lifted] in simplified pixels (not normalised)
     bm_label: np.ndarray  # (M,) int64
-    bm_split: np.ndarray  # (M,) int8; a bitmap paired with a drawing takes that drawing's split
+    bm_split: np.ndarray  # (M,) int8; a drawing's rendering takes that drawing's split (training.bitmap_rows)
     bm_raster: np.ndarray  # (M, 28, 28) uint8, Google's own numpy_bitmap rows
     preprocessing_version: str
 
@@ -137,18 +138,17 @@ def build_cache(root: str | Path, classes: list[str] | None = None, progress: bo
 
 
 def _bitmaps(root: Path, index: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pairs = qd.read_bitmap_pairs(root)
+    """Google's bitmaps of the classes in `index`: labels (M,), split codes (M,), rasters (M, 28, 28), each row with
+    the class and split `training.bitmap_rows` gives it (a drawing's rendering takes the drawing's split)."""
     labels, splits, rasters = [], [], []
-    for word in qd.bitmap_words(root):
-        if word not in index:
-            continue
-        bitmaps = np.asarray(qd.read_bitmaps(root, word))
-        splits += [SPLIT_CODE[s] for s in qd.bitmap_splits(word, len(bitmaps), pairs)]
-        labels.append(np.full(len(bitmaps), index[word], np.int64))
-        rasters.append(bitmaps.reshape(-1, 28, 28))
+    for f in bitmap_rows.bitmap_files(root):
+        keep = np.array([label in index for label in f.labels], bool)
+        labels += [index[label] for label, k in zip(f.labels, keep, strict=True) if k]
+        splits += [SPLIT_CODE[s] for s, k in zip(f.splits, keep, strict=True) if k]
+        rasters.append(np.asarray(f.bitmaps)[keep].reshape(-1, 28, 28))
     if not labels:
         return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros((0, 28, 28), np.uint8)
-    return np.concatenate(labels), np.array(splits, np.int8), np.concatenate(rasters)
+    return np.array(labels, np.int64), np.array(splits, np.int8), np.concatenate(rasters)
 
 
 def synthetic_cache(n_classes: int = 4, per_class: int = 24, seed: int = 0) -> Cache:

@@ -33,6 +33,7 @@ from sketchlab.errors import DrawingError
 from sketchlab.prepare import from_canvas, from_simplified
 from sketchlab.runtime import MODELS_DIR, Manifest
 from sketchlab.split import Split
+from training import bitmap_rows
 
 BATCH = 512  # drawings per ONNX call
 TOP_K = (1, 3, 5)
@@ -225,21 +226,23 @@ def read_split(root: Path, kind: str, split: Split | None, index: dict[str, int]
 
 def iter_bitmaps(root: Path, split: Split | None, index: dict[str, int], per_class: int = 0, size: int = BATCH):
     """Batches of up to `size` of Google's bitmaps (B, 28, 28) uint8 and labels (B,), read from the memory-mapped
-    .npy files, optionally the first `per_class` of each class; a bitmap paired with a drawing takes that drawing's
-    split."""
-    pairs = qd.read_bitmap_pairs(root)
-    for word in qd.bitmap_words(root):
-        if word not in index:
-            continue
-        bitmaps = qd.read_bitmaps(root, word)
-        rows = np.arange(len(bitmaps))
-        if split is not None and len(rows):
-            rows = rows[np.array([s == split for s in qd.bitmap_splits(word, len(bitmaps), pairs)], bool)]
+    .npy files, optionally the first `per_class` of each file; each row has the class and split `training.bitmap_rows`
+    gives it (a drawing's rendering takes that drawing's split)."""
+    for f in bitmap_rows.bitmap_files(root):
+        rows = np.array(
+            [
+                i
+                for i, (label, s) in enumerate(zip(f.labels, f.splits, strict=True))
+                if label in index and split in (None, s)
+            ],
+            np.int64,
+        )
         if per_class:
             rows = rows[:per_class]
         for i in range(0, len(rows), size):
             chunk = rows[i : i + size]
-            yield np.asarray(bitmaps[chunk]).reshape(-1, 28, 28), np.full(len(chunk), index[word], np.int64)
+            labels = np.array([index[f.labels[j]] for j in chunk], np.int64)
+            yield np.asarray(f.bitmaps[chunk]).reshape(-1, 28, 28), labels
 
 
 def read_bitmaps(
@@ -312,7 +315,8 @@ def evaluate(
 
     if "cnn" in clf.models:
         bitmaps = Tally(n)
-        have = np.array(sorted(index[w] for w in qd.bitmap_words(root) if w in index), np.int64)
+        shown = {label for f in bitmap_rows.bitmap_files(root) for label in set(f.labels)}  # misfiled rows included
+        have = np.array(sorted(index[w] for w in shown if w in index), np.int64)
         among = outside = 0
         for images, labels in iter_bitmaps(root, split, index):
             log_probs = np.log(np.maximum(clf.raster_probabilities(images), 1e-30))
