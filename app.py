@@ -226,7 +226,7 @@ def build(service: Service) -> gr.Blocks:
                 no_guesses = (
                     None if service.classifier else "Guessing is off: the classifier is not loaded (see above)."
                 )
-                # aria-live on the region, which stays while its content is replaced: screen readers announce guesses
+                # screen readers hear #guesses-said (assets/guesses.js), which changes only when the headline does
                 guesses = gr.HTML(
                     guesses_html(None, message=no_guesses),
                     elem_id="guesses",

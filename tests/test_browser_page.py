@@ -250,11 +250,23 @@ def test_tab_reaches_every_control(page):
     page.keyboard.press("Escape")
 
 
-def test_the_guesses_are_a_live_region(page):
-    assert page.get_attribute("#guesses", "aria-live") == "polite"
+def test_screen_readers_hear_the_headline_once_not_every_answer(page):
+    said = "#guesses-said"
+    assert page.get_attribute(said, "aria-live") == "polite"
+    assert page.get_attribute("#guesses", "aria-live") is None  # the bars are not read out at every answer
+    assert page.text_content(said).startswith("Draw something")
     _stroke(page, ROOF)
     _answered(page, _seq(page))
-    assert page.get_attribute("#guesses", "aria-live") == "polite"  # the region stays as its content changes
+    lead = page.text_content("#guesses .lead").strip()
+    assert page.text_content(said) == lead
+    page.evaluate(
+        """() => { window.__said = 0;
+                   new MutationObserver(() => window.__said++).observe(
+                     document.querySelector('#guesses-said'), {childList: true, characterData: true, subtree: true}); }"""
+    )
+    page.evaluate("() => { const g = document.querySelector('#guesses .guesses'); g.replaceWith(g.cloneNode(true)); }")
+    page.wait_for_timeout(100)
+    assert page.evaluate("window.__said") == 0  # the same headline again: nothing new to announce
     assert page.get_attribute("#sketchpad .sk-status", "aria-live") == "polite"
 
 

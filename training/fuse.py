@@ -85,8 +85,9 @@ MIRROR_COST = {"stroke": 1.0, "cnn": 0.3}
 # Objective points (0..1) a costlier mirroring choice must gain on validation. The objective's standard error on
 # the ~3,000 validation drawings is about 0.006, so smaller differences are noise.
 MIRROR_TOLERANCE = 0.0025
-# The most milliseconds mirroring may add. Both models and the fusion take about 1.7 ms without it and the issue's
-# budget is 3 ms (median, this CPU), which the stroke model's mirror (+1 ms) would all but use up.
+# The most milliseconds mirroring may add. Both models and the fusion take 0.6 to 1.5 ms without it (median,
+# `python -m bench`, the 2-core CPUs measured) and the budget is 3 ms, which the stroke model's mirror (about +1 ms)
+# would all but use up.
 MIRROR_BUDGET_MS = 0.5
 HOLD = 0.3  # the guess shown first stays first unless another is e^0.3 = 1.35 times as likely (docs/classifiers.md)
 HOLD_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)  # the holds whose effect is measured and reported
