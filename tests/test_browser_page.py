@@ -139,6 +139,15 @@ def test_every_text_and_bar_is_readable(browser, scheme):
             assert _contrast(track, fill) >= AA_GRAPHICS
         if scheme == "dark":  # the bar tracks are dark too, not bright stripes
             assert all(_luminance(track) < 0.1 for track, _ in bars)
+        sliders = page.evaluate(
+            """() => [...document.querySelectorAll('input[type=range]')].map((r) => {
+                 const probe = document.createElement('span');
+                 probe.style.color = getComputedStyle(r).getPropertyValue('--neutral-200');
+                 r.parentNode.appendChild(probe);
+                 const c = getComputedStyle(probe).color; probe.remove(); return c; })"""
+        )
+        assert sliders, "the page has sliders"
+        assert all((_luminance(t) < 0.1) == (scheme == "dark") for t in sliders), sliders  # the empty slider track
     finally:
         page.close()
     assert page.console_errors == []
