@@ -16,9 +16,10 @@ second release, 88,195 bitmaps in 48 files):
    blocks with the sha1 of their bytes, so a fix applies to exactly those rows and never to another copy of the file
    (a full download's clock.npy holds clocks).
 
-Matching costs about a minute on 2 cores for the sample (rows x drawings x 784 multiply-adds); its result is cached
-in runs/cache under the folder's fingerprint. A folder larger than `MATCH_LIMIT` pairs (a full download) is not
-matched: its bitmaps keep the pairs file's splits and their (word, row) identity (`sketchlab.data.bitmap_splits`).
+Matching costs about 2 minutes on 2 cores for the sample (rasters of every drawing, then rows x drawings x 784
+multiply-adds); its result is cached in runs/cache under the folder's fingerprint. A folder larger than
+`MATCH_LIMIT` pairs (a full download) is not matched: its bitmaps keep the pairs file's splits and their
+(word, row) identity (`sketchlab.data.bitmap_splits`).
 """
 
 from __future__ import annotations
