@@ -69,6 +69,17 @@ def gen(tiny_models) -> Generator:
     return Generator.load(tiny_models)
 
 
+def test_checkpoint_rebuilt_from_onnx_has_the_exported_weights(tiny_models):
+    from training.generator_from_onnx import checkpoint_from_onnx, parity
+
+    ckpt = checkpoint_from_onnx(tiny_models)
+    saved = torch.load(tiny_models.parent / "tiny.pt", weights_only=True)
+    assert ckpt["classes"] == CLASSES and ckpt["scale_factor"] == 20.0
+    assert ckpt["model"].keys() == saved["model"].keys()
+    assert all(torch.allclose(ckpt["model"][k], v) for k, v in saved["model"].items())  # LSTM gates reordered back
+    assert parity(ckpt, tiny_models) < 1e-4
+
+
 def test_load_reads_classes_and_manifests(gen, tiny_models):
     assert gen.classes == CLASSES and gen.provider == "CPUExecutionProvider" and gen.quality == {}
     manifest = json.loads((tiny_models / "generator_decoder.json").read_text())

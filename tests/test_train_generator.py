@@ -159,6 +159,21 @@ def test_tiny_run_saves_and_resumes(tiny_data, tmp_path):
     assert isinstance(model, SketchRNN) and not model.training
 
 
+def test_init_starts_from_the_given_weights_and_scale_with_a_new_schedule(tiny_data, tmp_path):
+    first = train(parse_args(["--data", str(tiny_data), "--out", str(tmp_path / "a"), "--epochs", "1", *TINY]))
+    start = torch.load(first, weights_only=True)
+    start["scale_factor"] = 7.5  # not this data's: the run must keep the weights' normalisation
+    torch.save(start, tmp_path / "start.pt")
+    flags = ["--data", str(tiny_data), "--out", str(tmp_path / "b"), "--init", str(tmp_path / "start.pt"), *TINY]
+    path = train(parse_args([*flags, "--epochs", "1", "--lr", "0", "--min-lr", "0"]))  # the weights stay the start's
+    cont = torch.load(path, weights_only=True)
+    assert cont["scale_factor"] == 7.5 and cont["step"] == start["step"]  # the schedule counts from 0 again
+    assert cont["init_from"]["checkpoint"] == str(tmp_path / "start.pt")
+    assert all(torch.equal(cont["model"][k], v) for k, v in start["model"].items())
+    with pytest.raises(SystemExit, match="other classes or another model config"):
+        train(parse_args([*flags, "--out", str(tmp_path / "c"), "--dec-hidden", "12"]))
+
+
 def test_tiny_baseline_run(tiny_data, tmp_path):
     path = train(
         parse_args(

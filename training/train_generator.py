@@ -83,6 +83,8 @@ class TrainConfig:
     threads: int = 1  # torch CPU threads (the machine is shared: keep 1 unless it is yours)
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     resume: bool = True  # continue from <out>/last.pt when it exists
+    init: str = ""  # start from this checkpoint's weights and scale factor (new optimiser, schedule from step 0), e.g.
+    # the shipped generator rebuilt by training.generator_from_onnx; ignored when resuming from <out>/last.pt
     data_mode: str = "cache"  # "cache" (the split's stroke-3 held in memory) | "stream" (training.stream, per rank)
     shuffle_buffer: int = 10_000  # stream mode: drawings held per rank for shuffling
     steps_per_epoch: int = 0  # stream mode: optimiser steps an epoch (0: one pass, estimated from file sizes)
@@ -299,6 +301,7 @@ def train(cfg: TrainConfig) -> Path:
     model.to(info.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, epoch, batch_in_epoch, history, prior_minutes = 0, 0, 0, [], 0.0
+    init_from = None  # what the weights started from, when not from scratch
     if cfg.resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=info.device, weights_only=True)
         if ckpt["classes"] != classes or stored_model_config(ckpt) != mcfg:
@@ -306,8 +309,16 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch, batch_in_epoch, history = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["history"]
+        init_from = ckpt.get("init_from")
         prior_minutes = ckpt.get("train_minutes", history[-1]["minutes"] if history else 0.0)  # to the last save
         scale = ckpt["scale_factor"]  # keep the normalisation the weights were trained with
+    elif cfg.init:
+        ckpt = torch.load(cfg.init, map_location=info.device, weights_only=True)
+        if ckpt["classes"] != classes or stored_model_config(ckpt) != mcfg:
+            raise SystemExit(f"{cfg.init} has other classes or another model config than this run's flags")
+        model.load_state_dict(ckpt["model"])
+        scale = ckpt["scale_factor"]  # the weights' normalisation, not this data's
+        init_from = {"checkpoint": cfg.init, "step": ckpt.get("step"), "data": ckpt.get("data")}
     model = distributed.wrap(model, info)
     model.train()
     use_amp = info.device.type == "cuda"
@@ -322,6 +333,7 @@ def train(cfg: TrainConfig) -> Path:
             "history": history,
             "train_minutes": elapsed_now / 60,
             "git_commit": git_commit(),
+            "init_from": init_from,
             "preprocessing_version": PREPROCESSING_VERSION,
             "data": {
                 **provenance(root),
