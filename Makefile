@@ -5,7 +5,7 @@ DATA ?= ../shared/quickdraw
 export GRADIO_ANALYTICS_ENABLED := False
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup setup-train setup-dev run test test-fast browser lint format bench models classifiers clean
+.PHONY: setup setup-train setup-dev run test test-fast browser lint format bench models classifiers generator-update clean
 
 # Three installs, each on top of the one before: runtime (what app.py serves with, no torch), train, dev (tests).
 $(VENV)/.runtime: requirements.txt
@@ -54,6 +54,14 @@ models: setup-train  ## train and export every shipped model from scratch on $(D
 
 classifiers: setup-train  ## train and export the two classifiers and their fusion from scratch (no generator; 74 min measured on 2 cores, 2026-12-07)
 	$(PY) -m training.train_all --data $(DATA) --skip-generator
+
+generator-update: setup-train  ## continue the shipped generator on $(DATA) for 100 min, then export and judge it (measured: docs/generator.md, not shipped)
+	$(PY) -m training.generator_from_onnx --out checkpoints/generator_from_onnx/last.pt
+	$(PY) -m training.train_generator --data $(DATA) --out checkpoints/generator_shipped --no-resume \
+		--init checkpoints/generator_from_onnx/last.pt --lr 3e-4 --lr-milestones 1800 --kl-eta-min 1.0 --max-minutes 100 --threads 2
+	$(PY) -m training.export_generator
+	$(PY) -m training.generator_prior --data $(DATA)
+	$(PY) -m training.evaluate_generator --data $(DATA) --samples 30 --temperature 0.5 --quality-samples 30 --json runs/generator_eval.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
