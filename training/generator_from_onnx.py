@@ -6,7 +6,7 @@
 Checkpoints are not committed; the ONNX files are, and they hold every weight of the exported model. The data grows
 by appended lines, so the natural way to bring the shipped generator up to a newer release is to continue training it
 (`training.train_generator --init PATH`) rather than to start again. This module maps the ONNX initialisers back to
-SketchRNN's state_dict and checks the result against ONNX Runtime on random inputs.
+SketchRNN's state_dict and checks the result against ONNX Runtime with the export's own parity check.
 
 Mapping (torch.onnx export of opset 17, see training/export_generator.py):
     nn.Linear in a Gemm node: same name, same (out, in) layout; the decoder head in a MatMul node: weight transposed.
@@ -27,23 +27,26 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-from sketchlab.runtime import MODELS_DIR, Manifest, load_onnx
+from sketchlab.runtime import MODELS_DIR, Manifest
 
-from .generator_model import STROKE5, GeneratorConfig, SketchRNN
+from .export_generator import PARITY_TOLERANCE, parity
+from .generator_model import GeneratorConfig, SketchRNN
 
 ONNX_TO_TORCH_GATES = [0, 2, 3, 1]  # torch gate k is ONNX gate ONNX_TO_TORCH_GATES[k]: (i, o, f, c) -> (i, f, c, o)
-PARITY_TOLERANCE = 1e-4
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(a, order="C"))  # a writable copy: onnx arrays are read-only views
 
 
 def _gates(w: np.ndarray, hidden: int) -> torch.Tensor:
     """(4H, ...) in ONNX gate order -> torch gate order."""
     blocks = [w[k * hidden : (k + 1) * hidden] for k in ONNX_TO_TORCH_GATES]
-    return torch.from_numpy(np.ascontiguousarray(np.concatenate(blocks, axis=0)))
+    return _tensor(np.concatenate(blocks, axis=0))
 
 
-def _lstm_state(graph: onnx.GraphProto, prefix: str, hidden: int) -> dict[str, torch.Tensor]:
+def _lstm_state(graph: onnx.GraphProto, inits: dict[str, np.ndarray], prefix: str, hidden: int) -> dict:
     """The one LSTM node of a graph -> nn.LSTM state_dict entries under `prefix` (e.g. "encoder.lstm.")."""
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     (node,) = [n for n in graph.node if n.op_type == "LSTM"]
     w, r, b = (inits[name] for name in node.input[1:4])  # inputs: X, W, R, B, sequence_lens, initial_h, initial_c
     state = {}
@@ -53,20 +56,6 @@ def _lstm_state(graph: onnx.GraphProto, prefix: str, hidden: int) -> dict[str, t
         state[f"{prefix}bias_ih_l0{suffix}"] = _gates(b[d, : 4 * hidden], hidden)
         state[f"{prefix}bias_hh_l0{suffix}"] = _gates(b[d, 4 * hidden :], hidden)
     return state
-
-
-def _named(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    return {i.name: numpy_helper.to_array(i) for i in graph.initializer if not i.name.startswith("onnx::")}
-
-
-def _head_weight(graph: onnx.GraphProto, n_outputs: int, hidden: int) -> np.ndarray:
-    """The decoder head's weight, exported as an anonymous MatMul initialiser of shape (Hd, 6M + 3)."""
-    (w,) = [
-        numpy_helper.to_array(i)
-        for i in graph.initializer
-        if i.name.startswith("onnx::MatMul") and tuple(i.dims) == (hidden, n_outputs)
-    ]
-    return w.T
 
 
 def checkpoint_from_onnx(models_dir: str | Path = MODELS_DIR) -> dict:
@@ -80,17 +69,22 @@ def checkpoint_from_onnx(models_dir: str | Path = MODELS_DIR) -> dict:
     cfg = GeneratorConfig(**config)
     enc = onnx.load(models_dir / "generator_encoder.onnx").graph
     dec = onnx.load(models_dir / "generator_decoder.onnx").graph
-    enc_named, dec_named = _named(enc), _named(dec)
-    if not np.array_equal(enc_named["class_embedding.weight"], dec_named["decoder.class_embedding.weight"]):
+    enc_w = {i.name: numpy_helper.to_array(i) for i in enc.initializer}
+    dec_w = {i.name: numpy_helper.to_array(i) for i in dec.initializer}
+    table = dec_w["decoder.class_embedding.weight"]
+    if not np.array_equal(enc_w["class_embedding.weight"], table):
         raise ValueError("the encoder's and the decoder's class embeddings differ: not one exported model")
-
+    # the head's weight is the decoder's one anonymous MatMul initialiser, (Hd, 6M + 3): nn.Linear's transposed
+    (head,) = [
+        v for k, v in dec_w.items() if k.startswith("onnx::MatMul") and v.shape == (cfg.dec_hidden, cfg.n_outputs)
+    ]
     state = {
-        **_lstm_state(enc, "encoder.lstm.", cfg.enc_hidden),
-        **_lstm_state(dec, "decoder.lstm.", cfg.dec_hidden),
-        **{k: torch.from_numpy(v.copy()) for k, v in enc_named.items() if k.startswith("encoder.")},
-        "decoder.class_embedding.weight": torch.from_numpy(dec_named["decoder.class_embedding.weight"].copy()),
-        "decoder.head.weight": torch.from_numpy(np.ascontiguousarray(_head_weight(dec, cfg.n_outputs, cfg.dec_hidden))),
-        "decoder.head.bias": torch.from_numpy(dec_named["decoder.head.bias"].copy()),
+        **_lstm_state(enc, enc_w, "encoder.lstm.", cfg.enc_hidden),
+        **_lstm_state(dec, dec_w, "decoder.lstm.", cfg.dec_hidden),
+        **{k: _tensor(v) for k, v in enc_w.items() if k.startswith("encoder.")},  # to_mu, to_sigma
+        "decoder.class_embedding.weight": _tensor(table),
+        "decoder.head.weight": _tensor(head.T),
+        "decoder.head.bias": _tensor(dec_w["decoder.head.bias"]),
     }
     model = SketchRNN(cfg)
     model.load_state_dict(state)  # strict: every weight of the model is accounted for
@@ -108,44 +102,21 @@ def checkpoint_from_onnx(models_dir: str | Path = MODELS_DIR) -> dict:
     }
 
 
-def parity(ckpt: dict, models_dir: str | Path = MODELS_DIR, seed: int = 0) -> float:
-    """Largest absolute difference between the rebuilt torch model and the ONNX graphs on random inputs."""
-    from .generator_model import DecoderStep, EncoderForExport  # the graphs that were exported
-
-    models_dir = Path(models_dir)
-    model = SketchRNN(GeneratorConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    cfg = model.cfg
-    rng = np.random.default_rng(seed)
-    strokes = rng.normal(size=(3, 11, STROKE5)).astype(np.float32)
-    label = np.array([0, cfg.n_classes - 1, cfg.unknown_class], dtype=np.int64)  # first, last and "unknown"
-    z = rng.normal(size=(3, cfg.z_size)).astype(np.float32)
-    h = rng.normal(size=(3, cfg.dec_hidden)).astype(np.float32) * 0.1
-    c = rng.normal(size=(3, cfg.dec_hidden)).astype(np.float32) * 0.1
-    encoder = load_onnx(models_dir / "generator_encoder.onnx")
-    decoder = load_onnx(models_dir / "generator_decoder.onnx")
-    with torch.no_grad():
-        want_enc = [t.numpy() for t in EncoderForExport(model)(torch.from_numpy(strokes), torch.from_numpy(label))]
-        args = [torch.from_numpy(a) for a in (strokes[:, 0], z, label, h, c)]
-        want_dec = [t.numpy() for t in DecoderStep(model)(*args)]
-    got_enc = list(encoder.run(strokes=strokes, label=label).values())  # mu, sigma_hat
-    got_dec = list(decoder.run(prev=strokes[:, 0], z=z, label=label, h=h, c=c).values())  # in DecoderStep's order
-    return max(float(np.abs(a - b).max()) for a, b in zip(want_enc + want_dec, got_enc + got_dec, strict=True))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", default=str(MODELS_DIR))
     parser.add_argument("--out", default="checkpoints/generator_from_onnx/last.pt")
     args = parser.parse_args(argv)
     ckpt = checkpoint_from_onnx(args.models_dir)
-    diff = parity(ckpt, args.models_dir)
-    if diff > PARITY_TOLERANCE:
-        raise SystemExit(f"rebuilt model differs from the ONNX graphs by {diff:.2e} (> {PARITY_TOLERANCE}): not saved")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, out)
+    tmp = out.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    diff = max(parity(tmp, part, Path(args.models_dir)) for part in ("encoder", "decoder"))  # the export's own check
+    if diff > PARITY_TOLERANCE:
+        tmp.unlink()
+        raise SystemExit(f"rebuilt model differs from the ONNX graphs by {diff:.2e} (> {PARITY_TOLERANCE}): not saved")
+    tmp.replace(out)
     print(f"saved {out}: step {ckpt['step']}, {len(ckpt['classes'])} classes, parity {diff:.2e}")
 
 

@@ -302,21 +302,23 @@ def train(cfg: TrainConfig) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, epoch, batch_in_epoch, history, prior_minutes = 0, 0, 0, [], 0.0
     init_from = None  # what the weights started from, when not from scratch
-    if cfg.resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=info.device, weights_only=True)
+
+    def load_weights(path, fix: str) -> dict:
+        ckpt = torch.load(path, map_location=info.device, weights_only=True)
         if ckpt["classes"] != classes or stored_model_config(ckpt) != mcfg:
-            raise SystemExit(f"{ckpt_path} was trained with other classes or model config; use --no-resume or --out")
+            raise SystemExit(f"{path} has other classes or another model config than this run's flags; {fix}")
         model.load_state_dict(ckpt["model"])
+        return ckpt
+
+    if cfg.resume and ckpt_path.exists():
+        ckpt = load_weights(ckpt_path, "use --no-resume or --out")
         optimizer.load_state_dict(ckpt["optimizer"])
         step, epoch, batch_in_epoch, history = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["history"]
         init_from = ckpt.get("init_from")
         prior_minutes = ckpt.get("train_minutes", history[-1]["minutes"] if history else 0.0)  # to the last save
         scale = ckpt["scale_factor"]  # keep the normalisation the weights were trained with
     elif cfg.init:
-        ckpt = torch.load(cfg.init, map_location=info.device, weights_only=True)
-        if ckpt["classes"] != classes or stored_model_config(ckpt) != mcfg:
-            raise SystemExit(f"{cfg.init} has other classes or another model config than this run's flags")
-        model.load_state_dict(ckpt["model"])
+        ckpt = load_weights(cfg.init, "give the flags of the model it holds")
         scale = ckpt["scale_factor"]  # the weights' normalisation, not this data's
         init_from = {"checkpoint": cfg.init, "step": ckpt.get("step"), "data": ckpt.get("data")}
     model = distributed.wrap(model, info)
