@@ -104,6 +104,14 @@ def test_phone_shows_the_headline_and_top_bars_with_the_canvas_in_view(browser):
             assert _in_view(page, "#sketchpad canvas"), at
             assert _in_view(page, "#guesses .lead"), at
             assert _in_view(page, "#guesses .guess:first-child"), at
+        # scrolled on, half the canvas above the screen (on the way to the tools below it): the strip stays on top
+        page.evaluate(
+            """(() => { const r = document.querySelector('#sketchpad canvas').getBoundingClientRect();
+                      window.scrollBy(0, r.top + r.height / 2); })()"""
+        )
+        page.wait_for_function("document.querySelector('#sketchpad canvas').getBoundingClientRect().top < 0")
+        assert _in_view(page, "#guesses .lead")
+        assert _in_view(page, "#guesses .guess:first-child")
         # the category box shows its whole label ("cat · recognised 89%"), none of it under the arrow
         box = page.evaluate(
             "(() => { const i = document.querySelector('#category input'); return [i.scrollWidth, i.clientWidth]; })()"
