@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
 
 import torch
 
@@ -60,8 +59,7 @@ def recompute_batchnorm(model: torch.nn.Module, inputs) -> int:
 def study(checkpoint: str, batches: int, augmented: bool, threads: int = 2) -> dict:
     torch.set_num_threads(threads)
     ckpt = load_checkpoint(checkpoint)
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in ckpt["config"].items() if k in names})
+    cfg = TrainConfig(**ckpt["config"])
     info = distributed.setup("cpu")
     cache = load_or_build(cfg.data, cfg.cache)
     scale = cache.scale()
